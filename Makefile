@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make app` and `make test`. `make lab` opens the notebooks.
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS  ?=
+
+.PHONY: install test app lab export bench clean
+
+$(STAMP): settings.ini setup.py .ci/install.sh
+	VENV=$(VENV) bash .ci/install.sh
+	touch $(STAMP)
+
+install: $(STAMP)
+
+export: install
+	$(VENV)/bin/nbdev_export
+
+test: install
+	VENV=$(VENV) bash .ci/test.sh
+
+app: install
+	$(PY) app/app.py $(ARGS)
+
+lab: install
+	$(VENV)/bin/jupyter lab nbs
+
+bench: install
+	for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) _proc .pytest_cache

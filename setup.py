@@ -1,0 +1,31 @@
+# nbdev's setup.py: everything comes from settings.ini.
+from configparser import ConfigParser
+import setuptools, shlex
+
+config = ConfigParser(delimiters=['='])
+config.read('settings.ini', encoding='utf-8')
+cfg = config['DEFAULT']
+
+licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache Software License')}
+statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive']
+py_versions = '3.10 3.11 3.12 3.13'.split()
+
+requirements = shlex.split(cfg.get('requirements', ''))
+dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
+min_python = cfg['min_python']
+lic = licenses[cfg['license'].lower()]
+scripts = [s.strip() for s in cfg.get('console_scripts', '').split('\n') if s.strip()]
+
+setuptools.setup(
+    name=cfg['lib_name'], version=cfg['version'], description=cfg['description'],
+    license=lic[0], author=cfg['author'], author_email=cfg['author_email'],
+    classifiers=['Development Status :: ' + statuses[int(cfg['status'])], 'Intended Audience :: ' + cfg['audience'].title(),
+                 'Natural Language :: ' + cfg['language'].title(), 'License :: ' + lic[1]]
+                + ['Programming Language :: Python :: ' + o for o in py_versions[py_versions.index(min_python):]],
+    url=cfg['git_url'], keywords=cfg['keywords'].split(), project_urls={'Repository': cfg['git_url']},
+    packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
+    include_package_data=True, install_requires=requirements, extras_require={'dev': dev_requirements},
+    python_requires='>=' + min_python, long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown', zip_safe=False,
+    entry_points={'console_scripts': scripts, 'nbdev': [f'{cfg["lib_path"]}={cfg["lib_path"]}._modidx:d']},
+)
