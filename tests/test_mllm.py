@@ -1,0 +1,49 @@
+"Broken-file inputs to FusedMLLM.chat and the fusion benchmark's CLI (things that do not fit the notebooks)."
+import subprocess, sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vega3d_nb.core import Clip, FeatureGrid
+from vega3d_nb.fusion import AdaptiveGatedFusion
+from vega3d_nb.mllm import FusedMLLM, build_tiny_random_qwen25vl
+
+
+@pytest.fixture(scope='module')
+def fused():
+    vlm = build_tiny_random_qwen25vl(device='cpu')
+    gen = FeatureGrid(torch.randn(2, 4, 4, 8))
+    return FusedMLLM(vlm, AdaptiveGatedFusion(vlm.hidden_size, 8, 'token_gated_residual', align='bilinear', projector='merger2x2'),
+                     gen_features=lambda clip: gen)
+
+
+@pytest.mark.parametrize('content', [b'', b'not a video at all' * 10, b'\x00\x00\x00\x18ftypmp42' + b'\x00' * 64])
+def test_chat_refuses_broken_video_files(fused, tmp_path, content):
+    path = tmp_path / 'broken.mp4'
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match='Could not load the clip'):
+        fused.chat(str(path), 'which object is closest?')
+
+
+def test_chat_refuses_empty_folder_and_bad_arrays(fused, tmp_path):
+    with pytest.raises(ValueError, match='Could not load the clip'):
+        fused.chat(str(tmp_path), 'hi')
+    with pytest.raises(ValueError, match='Could not load the clip'):
+        fused.chat(np.zeros((0, 56, 56, 3), dtype=np.uint8), 'hi')  # zero frames
+
+
+def test_chat_from_a_frame_array_streams_text(fused):
+    frames = np.random.default_rng(0).integers(0, 255, (2, 56, 56, 3), dtype=np.uint8)
+    out = list(fused.chat(frames, 'how many objects?', max_new_tokens=3))
+    assert all(isinstance(p, str) for p in out)
+    assert fused.last_gate.shape == (2, 2, 2)
+
+
+def test_bench_fusion_runs_on_cpu():
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, str(root / 'bench' / 'fusion.py'), '--repeats', '1'], capture_output=True, text=True,
+                       timeout=600, cwd=root)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'fused / semantic-only latency ratio' in r.stdout
