@@ -159,6 +159,7 @@ def _array_frames(a) -> torch.Tensor:
     if t.shape[-1] in (3, 4): t = t[..., :3].permute(0, 3, 1, 2)             # channels-last (preferred when ambiguous)
     elif t.shape[1] in (3, 4): t = t[:, :3]                                   # channels-first
     else: raise ValueError(f"array frames need 3 colour channels first or last, got shape {shape}")
+    if t.numel() == 0: raise ValueError(f"array frames are empty (shape {shape}): a clip needs at least one frame with pixels")
     if t.dtype == torch.uint8: return t.float().div_(255).contiguous()
     if not t.is_floating_point(): raise ValueError(f"array frames must be uint8 (0-255) or float (0-1), got dtype {t.dtype}")
     t = t.float()
