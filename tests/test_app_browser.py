@@ -1,0 +1,167 @@
+"""The app in a real browser: headless Debian chromium driven by Playwright (never `playwright install`).
+
+Launches `app/app.py` on a free loopback port with the tiny-random backbone, loads the bundled synthetic sample, moves the
+layer slider and checks the PCA image changes, clicks a correspondence point, fits the depth probe, computes the fusion
+gates, asks one chat question, uploads a corrupt
+file and checks the error message while the page keeps working. Every request leaving 127.0.0.1 is blocked and must not
+happen. Screenshots go to a temp dir (printed; kept when VEGA3D_KEEP_SCREENSHOTS=1).
+"""
+import os, shutil, socket, subprocess, sys, tempfile, time, urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get('VEGA3D_CHROMIUM', '/usr/bin/chromium')
+ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+        '--no-first-run', '--disable-quic', '--disable-sync']
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f'{CHROMIUM} is missing: install Debian chromium (apt-get install -y chromium) to run the browser test',
+                allow_module_level=True)
+pytest.importorskip('playwright.sync_api', reason='Python playwright is not installed (dev requirement)')
+from playwright.sync_api import sync_playwright, expect
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def app_url():
+    port = _free_port()
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED='False', HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1',
+               PYTHONUNBUFFERED='1', NO_PROXY='127.0.0.1,localhost', no_proxy='127.0.0.1,localhost')
+    log = tempfile.NamedTemporaryFile('w+', prefix='vega3d-app-', suffix='.log', delete=False)
+    proc = subprocess.Popen([sys.executable, str(ROOT / 'app' / 'app.py'), '--backbone', 'tiny-random-wan', '--device', 'cpu',
+                             '--host', '127.0.0.1', '--port', str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f'http://127.0.0.1:{port}/'
+    try:
+        deadline = time.time() + 120
+        while True:
+            if proc.poll() is not None: pytest.fail(f'the app exited with {proc.returncode}:\n{Path(log.name).read_text()[-3000:]}')
+            try:
+                urllib.request.urlopen(url, timeout=2); break
+            except OSError:
+                if time.time() > deadline: pytest.fail(f'the app did not start in 120 s:\n{Path(log.name).read_text()[-3000:]}')
+                time.sleep(0.5)
+        yield url
+        assert proc.poll() is None, f'the app died during the test:\n{Path(log.name).read_text()[-3000:]}'
+    finally:
+        proc.terminate()
+        try: proc.wait(15)
+        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+        out = Path(log.name).read_text(); Path(log.name).unlink()
+    scratch = [l.split('scratch ', 1)[1].strip() for l in out.splitlines() if 'scratch ' in l]
+    assert scratch and not Path(scratch[0]).exists(), f'the app left its scratch folder behind: {scratch}'
+
+
+def _img_src(page, elem_id: str) -> str:
+    loc = page.locator(f'#{elem_id} img')
+    return loc.first.get_attribute('src') if loc.count() else ''
+
+
+def _wait_new_src(page, elem_id: str, old: str, timeout: float = 60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        src = _img_src(page, elem_id)
+        if src and src != old: return src
+        page.wait_for_timeout(250)
+    raise AssertionError(f'#{elem_id} image did not change within {timeout} s (still {old!r:.80})')
+
+
+def _set_slider(page, elem_id: str, value):
+    box = page.locator(f'#{elem_id} input[type=number]')
+    box.fill(str(value)); box.press('Enter')
+
+
+def test_app_in_a_real_browser(app_url, capsys):
+    t0 = time.time()
+    shots = Path(tempfile.mkdtemp(prefix='vega3d-app-shots-'))
+    external = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={'width': 1400, 'height': 1100})
+            def only_loopback(route):
+                if route.request.url.startswith(('http://127.0.0.1', 'ws://127.0.0.1', 'data:', 'blob:')): route.continue_()
+                else: external.append(route.request.url); route.abort()
+            page.route('**/*', only_loopback)
+            page.goto(app_url, wait_until='load')
+            page.wait_for_selector('#load_btn', timeout=60_000)
+            expect(page.locator('#notes')).to_contain_text('random weights')
+
+            # 1. load the bundled synthetic sample: input info and the PCA image appear
+            page.click('#load_btn')
+            expect(page.locator('#input_info')).to_contain_text('scene_orbit', timeout=90_000)
+            expect(page.locator('#input_info')).to_contain_text('ground truth')
+            page.get_by_role('tab', name='Features').click()
+            first = _wait_new_src(page, 'pca_image', '', 90)
+            expect(page.locator('#feat_caption')).to_contain_text('layer 2')
+            page.screenshot(path=str(shots / '1-features.png'), full_page=True)
+
+            # 2. move the layer slider: the PCA image changes, from cached features (no new forward)
+            _set_slider(page, 'layer_slider', 0)
+            second = _wait_new_src(page, 'pca_image', first, 60)
+            expect(page.locator('#feat_caption')).to_contain_text('layer 0', timeout=30_000)
+            expect(page.locator('#feat_caption')).to_contain_text('Reused cached features')
+            assert second != first
+            page.screenshot(path=str(shots / '2-layer0.png'), full_page=True)
+
+            # 3. click a point of frame 0: matches, ground truth and PCK appear
+            page.get_by_role('tab', name='Correspondence').click()
+            img = page.locator('#corr_frame0 img').first
+            img.wait_for(timeout=30_000)
+            box = img.bounding_box()
+            img.click(position={'x': box['width'] * 0.45, 'y': box['height'] * 0.7})
+            expect(page.locator('#corr_summary')).to_contain_text('PCK', timeout=60_000)
+            assert _img_src(page, 'corr_matches')
+            page.screenshot(path=str(shots / '3-correspondence.png'), full_page=True)
+
+            # 4. depth probe (fitted on the scene set, compared with the sample's ground truth) and the fusion gates
+            page.get_by_role('tab', name='Depth probe').click()
+            page.click('#depth_btn')
+            expect(page.locator('#depth_note')).to_contain_text('held-out test scenes', timeout=120_000)
+            page.screenshot(path=str(shots / '4a-depth.png'), full_page=True)
+            page.get_by_role('tab', name='Fusion gates').click()
+            page.click('#gates_btn')
+            expect(page.locator('#gates_info')).to_contain_text('Mean gate', timeout=60_000)
+            page.screenshot(path=str(shots / '4b-gates.png'), full_page=True)
+
+            # 5. one chat question: a non-empty streamed answer, and the page names the model and CPU/GPU
+            page.get_by_role('tab', name='Chat').click()
+            expect(page.locator('#chat_model')).to_contain_text('CPU')
+            page.locator('#chat_box textarea').fill('Which object is closest to the camera?')
+            page.locator('#chat_box textarea').press('Enter')
+            bot = page.locator('#chatbot .message.bot, #chatbot [data-testid="bot"]').last
+            bot.wait_for(timeout=90_000)
+            page.wait_for_function("""() => { const m = document.querySelectorAll('#chatbot .message.bot, #chatbot [data-testid="bot"]');
+                                             return m.length && m[m.length - 1].innerText.trim().length > 0; }""", timeout=90_000)
+            assert bot.inner_text().strip()
+            page.screenshot(path=str(shots / '5-chat.png'), full_page=True)
+
+            # 6. a corrupt upload: the library's message appears as an error, no traceback
+            page.get_by_role('tab', name='Input').click()
+            bad = shots / 'corrupt.mp4'
+            bad.write_bytes(b'\x00\x00\x00\x18ftypmp42' + os.urandom(4000))
+            page.locator('#upload input[type=file]').set_input_files(str(bad))
+            toast = page.locator('.toast-body, [data-testid="toast-body"]').first
+            toast.wait_for(timeout=60_000)
+            msg = toast.inner_text()
+            assert 'corrupt.mp4' in msg and 'Could not read' in msg and 'Traceback' not in msg and '/tmp/' not in msg, msg
+            page.screenshot(path=str(shots / '6-corrupt-upload.png'), full_page=True)
+            expect(page.locator('#input_info')).to_contain_text('scene_orbit')  # the loaded clip is still there
+
+            # 7. the page keeps working: another slider move updates the PCA image
+            page.get_by_role('tab', name='Features').click()
+            _set_slider(page, 'layer_slider', 3)
+            _wait_new_src(page, 'pca_image', second, 60)
+            expect(page.locator('#feat_caption')).to_contain_text('layer 3', timeout=30_000)
+            page.screenshot(path=str(shots / '7-still-working.png'), full_page=True)
+        finally:
+            browser.close()
+    assert not external, f'the page tried to reach the internet: {external[:5]}'
+    with capsys.disabled():
+        print(f'\nbrowser test: {time.time() - t0:.1f} s in the browser; screenshots in {shots}')
+    if not os.environ.get('VEGA3D_KEEP_SCREENSHOTS'): shutil.rmtree(shots, ignore_errors=True)
