@@ -25,7 +25,7 @@ def default_device() -> torch.device:
     return torch.device('cpu')
 
 # %% ../nbs/00_core.ipynb #c009
-WEIGHT_KINDS = ('real', 'random-init', 'trained')
+WEIGHT_KINDS = ('real', 'random-init', 'trained', 'none')  # 'none': parameter-free baselines (pixels, positions)
 
 @dataclass
 class Clip:
@@ -109,7 +109,7 @@ class FeatureGrid:
 
     def describe(self) -> str:
         "One line saying what these features are, for plot titles and table captions."
-        parts = [self.model_id, {'real': 'real weights', 'random-init': 'random weights', 'trained': 'trained here'}[self.weights]]
+        parts = [self.model_id, {'real': 'real weights', 'random-init': 'random weights', 'trained': 'trained here', 'none': 'no weights'}[self.weights]]
         if self.layer is not None: parts.append(f'layer {self.layer}')
         if self.timestep is not None:
             parts.append(f't={self.timestep:g} (sigma={self.sigma:.3f}, step {self.step_index})' if self.sigma is not None else f't={self.timestep:g}')
