@@ -1,10 +1,10 @@
 """Thin event handlers of the vega3d_nb app: each makes one or a few library calls.
 
 Models, caches and per-session state come in as arguments (no module globals); `app.py` lays out the page and wires
-these functions to events. Small pieces of glue that the library does not offer yet are marked `# glue:`.
+these functions to events. Every computation is a library call (pictures in `vega3d_nb.viz`, loading in `vega3d_nb.io`).
 """
 from __future__ import annotations
-import shutil, tempfile, zipfile
+import shutil
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +13,6 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from vega3d_nb.core import Clip, FeatureGrid, SceneClip, logger
 from vega3d_nb.io import IMAGE_EXTS, VIDEO_EXTS, load_clip, sample_clip_paths, save_clip
@@ -166,25 +165,6 @@ def check_upload(path, limits: Limits) -> Path:
     return path
 
 
-def extract_zip_images(path, dest, limits: Limits) -> Path:  # glue: should move into vega3d_nb.io (load_clip on a .zip)
-    "Unpack the images of a zip (sorted by name, flat, no other files) into `dest`, within the limits."
-    try: z = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e: raise ValueError(f"{Path(path).name} is not a readable zip file ({e})") from None
-    with z:
-        infos = sorted((i for i in z.infolist() if not i.is_dir() and Path(i.filename).suffix.lower() in IMAGE_EXTS
-                        and not Path(i.filename).name.startswith('.')), key=lambda i: i.filename)
-        if not infos: raise ValueError(f"{Path(path).name} holds no images ({', '.join(IMAGE_EXTS)})")
-        if len(infos) > limits.max_zip_images:
-            raise ValueError(f"{Path(path).name} holds {len(infos)} images; the limit is {limits.max_zip_images}")
-        mb = sum(i.file_size for i in infos) / 2 ** 20
-        if mb > limits.max_zip_mb: raise ValueError(f"the images in {Path(path).name} unpack to {mb:.0f} MB; the limit is {limits.max_zip_mb:g} MB")
-        dest = Path(dest)
-        for k, info in enumerate(infos):  # flat numbered names: no path from the archive is used
-            try: (dest / f'{k:05d}{Path(info.filename).suffix.lower()}').write_bytes(z.read(info))
-            except (zipfile.BadZipFile, OSError, RuntimeError) as e: raise ValueError(f"{info.filename} in the zip is corrupt ({e})") from None
-    return dest
-
-
 def load_input(models: AppModels, session: Session, upload=None, sample: Optional[str] = None, num_frames: int = 9, size: int = 64) -> Session:
     "Put the uploaded file or the bundled sample, sampled to `num_frames` at `size` (shorter side), into `session` (caches kept)."
     clip, scene, name = _read_input(models, upload, sample, num_frames, size)
@@ -214,10 +194,9 @@ def _read_input(models, upload, sample, num_frames, size) -> tuple:
 
 def _read_upload(path: Path, num_frames: int, size: int, models: AppModels) -> tuple:
     lim = models.limits
-    if path.suffix.lower() == '.zip':
-        with tempfile.TemporaryDirectory(dir=models.workdir, prefix='zip-') as tmp:
-            clip = load_clip(extract_zip_images(path, tmp, lim), num_frames=num_frames, size=(size, size), center_crop=True, max_pixels=lim.max_pixels)
-    else: clip = load_clip(path, num_frames=num_frames, size=size, max_pixels=lim.max_pixels)
+    is_zip = path.suffix.lower() == '.zip'  # images of a zip may differ in size: square centre crops
+    clip = load_clip(path, num_frames=num_frames, size=(size, size) if is_zip else size, center_crop=is_zip, max_pixels=lim.max_pixels,
+                     max_zip_images=lim.max_zip_images, max_zip_mb=lim.max_zip_mb, tmp_dir=models.workdir)
     clip.source = path.name
     return clip, None, path.name
 
@@ -229,40 +208,7 @@ def describe_input(session: Session) -> str:
     return f'**{session.name}**: {c.num_frames} frames, {c.size[0]}x{c.size[1]} px, {c.fps:.1f} fps, {gt}'
 
 
-# ---------------------------------------------------------------- pictures (glue: should move into vega3d_nb.viz)
-def tile_frames(images: np.ndarray, cols: int = 9) -> np.ndarray:  # glue
-    "Frames `[T, H, W, 3]` (float in [0, 1] or uint8) as one uint8 mosaic, `cols` per row, 2 px white gaps."
-    a = images if images.dtype == np.uint8 else (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
-    T, H, W, _ = a.shape
-    cols = max(1, min(cols, T)); rows = -(-T // cols)
-    out = np.full((rows * (H + 2) - 2, cols * (W + 2) - 2, 3), 255, np.uint8)
-    for i in range(T):
-        r, c = divmod(i, cols)
-        out[r * (H + 2): r * (H + 2) + H, c * (W + 2): c * (W + 2) + W] = a[i]
-    return out
-
-
-def upsample_nearest(rgb: np.ndarray, size: tuple) -> np.ndarray:  # glue
-    "`[T, h, w, 3]` -> `[T, H, W, 3]` with nearest-neighbour upsampling (feature cells stay visible as blocks)."
-    (h, w), (H, W) = rgb.shape[1:3], tuple(size)
-    if H % h == 0 and W % w == 0: return rgb.repeat(H // h, axis=1).repeat(W // w, axis=2)
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).float()
-    return F.interpolate(x, size=tuple(size), mode='nearest').permute(0, 2, 3, 1).numpy()
-
-
-def input_vs_pca(frames: np.ndarray, pca: np.ndarray, cols: int = 9) -> np.ndarray:  # glue
-    "Mosaic with each row of input frames `[T, H, W, 3]` uint8 followed by their PCA colouring `[T, h, w, 3]`; small frames upscaled."
-    s = max(1, 128 // min(frames.shape[1:3]))
-    if s > 1: frames = frames.repeat(s, axis=1).repeat(s, axis=2)
-    up = (np.clip(upsample_nearest(pca, frames.shape[1:3]), 0, 1) * 255).round().astype(np.uint8)
-    rows = []
-    for s in range(0, len(frames), cols):
-        rows += [tile_frames(frames[s:s + cols], cols), tile_frames(up[s:s + cols], cols)]
-    W = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 4), (0, W - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-    return np.concatenate(rows)[:-4]
-
-
+# ---------------------------------------------------------------- pictures
 def display_scale(size: tuple, target: int = 256) -> int:
     "Integer upscale so a small frame is big enough to click on."
     return max(1, target // max(size))
@@ -299,7 +245,7 @@ def features_view(session: Session, backbone, t: float, layer: int, n_noise: int
                   fixed_colours: bool = True,  # reuse the PCA fitted at the first timestep for this layer
                  ) -> FeatureView:
     "PCA colouring of the (t, layer) features of every frame, next to the input frames."
-    from vega3d_nb.viz import pca_rgb
+    from vega3d_nb.viz import input_vs_pca, pca_rgb
     clip = session.require_clip()
     hits = session.features.hits
     grid = get_grid(session, backbone, t, layer, n_noise, seed)
@@ -316,6 +262,7 @@ def features_view(session: Session, backbone, t: float, layer: int, n_noise: int
 
 def pca_video(session: Session, view: FeatureView, workdir) -> Path:
     "An mp4 of the input and its PCA colouring side by side."
+    from vega3d_nb.viz import upsample_nearest
     clip = session.require_clip()
     up = torch.from_numpy(upsample_nearest(view.pca, clip.size)).permute(0, 3, 1, 2).clamp(0, 1)
     both = Clip(torch.cat([clip.frames, up], dim=-1).contiguous(), fps=clip.fps)
@@ -387,20 +334,6 @@ def _score_row(source: str, scores: dict) -> dict:
     return r
 
 
-def predicted_depth_figure(pred: torch.Tensor, rgb=None, title: str = 'Predicted depth', note: str = ''):  # glue: viz.depth_figure needs ground truth
-    "Frame and predicted depth side by side, for clips without ground truth."
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-    from vega3d_nb.viz import _hwc
-    fig = make_subplots(1, 2, subplot_titles=['frame', 'predicted depth (m)'], horizontal_spacing=0.04)
-    if rgb is not None: fig.add_trace(go.Image(z=_hwc(rgb)), 1, 1)
-    fig.add_trace(go.Heatmap(z=pred.detach().cpu().numpy(), colorscale='Viridis', colorbar=dict(title='m')), 1, 2)
-    fig.update_yaxes(autorange='reversed', scaleanchor='x2', row=1, col=2)
-    fig.update_xaxes(showticklabels=False); fig.update_yaxes(showticklabels=False)
-    fig.update_layout(title=f'{title}<br><sub>{note}</sub>' if note else title, margin=dict(l=10, r=10, t=80, b=10))
-    return fig
-
-
 @dataclass
 class DepthView:
     depth_fig: object          # plotly figure: prediction (vs ground truth and error map on synthetic clips)
@@ -430,8 +363,8 @@ def depth_view(models: AppModels, session: Session, backbone, t: float, layer: i
         table = pd.concat([pd.DataFrame([dict(row, scored_on='this clip (synthetic ground truth)')]), table], ignore_index=True)
         K, pose = gt.K, gt.poses[f]
     else:
-        fig = predicted_depth_figure(pred[f], clip.frames[f], f'Depth from the scene-set probe, frame {f} (no ground truth)',
-                                     f'probe on {sp.probe.features_desc}; its held-out scores are in the table')
+        fig = depth_figure(pred[f], None, rgb=clip.frames[f], title=f'Depth from the scene-set probe, frame {f} (no ground truth)',
+                           features=f'probe on {sp.probe.features_desc}; its held-out scores are in the table')
         K, pose = torch.from_numpy(intrinsics(clip.size)), None   # assumed 60 degree field of view
     pcd = depth_to_point_cloud(pred[f], K, pose, rgb=clip.frames[f])
     cloud = point_cloud_figure(pcd, features=sp.probe, title=f'Point cloud from predicted depth, frame {f}'
@@ -443,9 +376,9 @@ def depth_view(models: AppModels, session: Session, backbone, t: float, layer: i
 # ---------------------------------------------------------------- correspondence
 def frame0_image(session: Session) -> np.ndarray:
     "Frame 0, upscaled for clicking."
+    from vega3d_nb.viz import mark_points
     clip = session.require_clip()
-    s = display_scale(clip.size)
-    return np.kron(session.frames_u8[0], np.ones((s, s, 1), np.uint8))
+    return mark_points(session.frames_u8[0], [], display_scale(clip.size))
 
 
 def click_to_pixel(session: Session, index) -> tuple:
@@ -456,19 +389,6 @@ def click_to_pixel(session: Session, index) -> tuple:
     H, W = clip.size
     if not (0 <= x < W and 0 <= y < H): raise ValueError(f"click at ({x}, {y}) is outside the {W}x{H} frame")
     return x, y
-
-
-def _mark(img: np.ndarray, s: int, pts: list) -> np.ndarray:  # glue
-    "Upscale `img` by s and draw markers: (x, y, colour, shape) with shape 'dot', 'x' or 'ring'."
-    from PIL import Image, ImageDraw
-    im = Image.fromarray(np.kron(img, np.ones((s, s, 1), np.uint8)))
-    d, r = ImageDraw.Draw(im), max(3, s * 2)
-    for x, y, col, shape in pts:
-        cx, cy = (x + 0.5) * s, (y + 0.5) * s
-        if shape == 'dot': d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=col, outline='black')
-        elif shape == 'ring': d.ellipse([cx - r - 2, cy - r - 2, cx + r + 2, cy + r + 2], outline=col, width=2)
-        else: d.line([cx - r, cy - r, cx + r, cy + r], fill=col, width=2); d.line([cx - r, cy + r, cx + r, cy - r], fill=col, width=2)
-    return np.asarray(im)
 
 
 @dataclass
@@ -483,6 +403,7 @@ def correspondence_view(session: Session, backbone, t: float, layer: int, x: int
     "Cosine nearest-neighbour matches of pixel (x, y) of frame 0 in every other frame; truth and PCK on synthetic clips."
     from vega3d_nb.probes import evaluate_correspondence, match_correspondences, temporal_index
     from vega3d_nb.scenes import correspondences
+    from vega3d_nb.viz import mark_points, tile_frames
     clip = session.require_clip()
     grid = get_grid(session, backbone, t, layer, n_noise, seed)
     T, (H, W) = clip.num_frames, clip.size
@@ -490,7 +411,7 @@ def correspondence_view(session: Session, backbone, t: float, layer: int, x: int
     tf = temporal_index(grid.frame_indices, T)
     q = torch.tensor([[float(x), float(y)]])
     frames, s = session.frames_u8, display_scale(clip.size) if max(clip.size) < 128 else 1
-    tiles, rows, hits = [_mark(frames[0], s, [(x, y, 'yellow', 'dot')])], [], []
+    tiles, rows, hits = [mark_points(frames[0], [(x, y, 'yellow', 'dot')], s)], [], []
     for k in range(1, T):
         m = match_correspondences(grid.features[tf[0]], grid.features[tf[k]], q, (H, W))
         u, v = m.uv_b[0].tolist()
@@ -504,7 +425,7 @@ def correspondence_view(session: Session, backbone, t: float, layer: int, x: int
                 row.update(true_x=round(gu, 1), true_y=round(gv, 1), error_px=round(err, 1))
                 hits.append(err <= alpha * max(H, W)); pts.append((gu, gv, 'lime', 'ring'))
             else: row.update(true_x=None, true_y=None, error_px=None)
-        rows.append(row); tiles.append(_mark(frames[k], s, pts))
+        rows.append(row); tiles.append(mark_points(frames[k], pts, s))
     summary = f'Query ({x}, {y}) in frame 0; matches by cosine nearest neighbour on {grid.describe()}.'
     if session.scene is not None:
         if hits: summary += f' This point: PCK@{alpha:.2f} = {np.mean(hits):.2f} over the {len(hits)} frames where it is visible.'
@@ -562,31 +483,16 @@ def _need_mllm(models: AppModels):
     return models.mllm
 
 
-def gate_figure(gate: torch.Tensor, note: str = '', cols: int = 5):  # glue: should move into vega3d_nb.viz
-    "Per-token gate values `[T, h, w]` as a grid of heatmaps (1 = semantic stream, 0 = generative)."
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-    g = gate.detach().float().cpu().numpy()
-    T = g.shape[0]; c = min(cols, T); r = -(-T // c)
-    fig = make_subplots(r, c, subplot_titles=[f'frame {i}' for i in range(T)], horizontal_spacing=0.02, vertical_spacing=0.08)
-    for i in range(T):
-        fig.add_trace(go.Heatmap(z=g[i], zmin=0, zmax=1, colorscale='RdBu', coloraxis='coloraxis'), i // c + 1, i % c + 1)
-    fig.update_yaxes(autorange='reversed', showticklabels=False); fig.update_xaxes(showticklabels=False)
-    fig.update_layout(coloraxis=dict(colorscale='RdBu', cmin=0, cmax=1, colorbar=dict(title='gate')),
-                      title=f'Fusion gate per visual token (1: semantic, 0: generative); mean {g.mean():.3f}<br><sub>{note}</sub>',
-                      margin=dict(l=10, r=10, t=80, b=10))
-    return fig
-
-
 def gates_view(models: AppModels, session: Session, backbone, t: float, layer: int, n_noise: int = 1, seed: int = 0):
     "Gate values of the fusion for the current clip and (t, layer) features, as a heatmap figure and its mean."
+    from vega3d_nb.viz import gate_figure
     fused = _need_mllm(models)
     if fused.fusion is None: raise ValueError(f"{fused.describe()} has no fusion module, so there are no gates")
     clip = session.require_clip()
     grid = get_grid(session, backbone, t, layer, n_noise, seed)
     with torch.no_grad(): res = fused.fusion(fused.vlm.visual_tokens(clip).tokens, grid)
-    if res.gate is None: raise ValueError(f"the fusion mode {res.mode!r} has no gate")
-    return gate_figure(res.gate, f'{fused.describe()}; generative features: {grid.describe()}'), float(res.gate.mean())
+    fig = gate_figure(res.gate, f'{fused.describe()}; generative features: {grid.describe()}', mode=res.mode)
+    return fig, float(res.gate.mean())
 
 
 def chat_model_label(models: AppModels) -> str:

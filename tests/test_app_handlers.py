@@ -82,13 +82,16 @@ def test_zip_of_images(models, tmp_path):
         f.writestr('clip/readme.txt', 'not an image'); f.writestr('../evil.png', _png(np.zeros((40, 48, 3), np.uint8)))
     s = H.load_input(models, H.Session(), upload=str(z), num_frames=3, size=32)
     assert s.clip.num_frames == 3 and s.clip.size == (32, 32) and s.name == 'frames.zip'
-    assert not list(Path(models.workdir).glob('zip-*')), 'the unpacked images must be removed'
+    assert not list(Path(models.workdir).glob('*zip-*')), 'the unpacked images must be removed'
     assert not (tmp_path.parent / 'evil.png').exists()
     bad = tmp_path / 'bad.zip'; bad.write_bytes(b'PK\x03\x04 nonsense')
     with pytest.raises(ValueError, match='not a readable zip'): H.load_input(models, H.Session(), upload=str(bad))
     empty = tmp_path / 'empty.zip'
     with zipfile.ZipFile(empty, 'w') as f: f.writestr('a.txt', 'x')
     with pytest.raises(ValueError, match='holds no images'): H.load_input(models, H.Session(), upload=str(empty))
+    few = H.AppModels(models.backbones, models.default_backbone, models.workdir, limits=H.Limits(max_zip_images=4))
+    with pytest.raises(ValueError, match='holds 5 images; the limit is 4') as e: H.load_input(few, H.Session(), upload=str(z))
+    assert str(tmp_path) not in str(e.value) and 'frames.zip' in str(e.value)
 
 
 # ---------------------------------------------------------------- features and cache
@@ -179,6 +182,9 @@ def test_gates(models, synth):
     assert 0 < mean < 1 and 'random weights' in fig.layout.title.text and len(fig.data) == synth.clip.num_frames
     no = H.AppModels(models.backbones, models.default_backbone, models.workdir, None, 'no chat model here')
     with pytest.raises(ValueError, match='no chat model here'): H.gates_view(no, synth, bb(models), 300, 2)
+    with pytest.MonkeyPatch.context() as mp:   # a fusion without a gate (mode 'add'): a clear message, not a crash
+        mp.setattr(models.mllm.fusion, 'mode', 'add')
+        with pytest.raises(ValueError, match="mode 'add' has no gate"): H.gates_view(models, synth, bb(models), 300, 2)
 
 
 def test_chat_streams_and_labels_the_model(models, synth):

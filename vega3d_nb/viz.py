@@ -19,8 +19,9 @@ from .core import FeatureGrid, logger
 from .probes import cells_within_spread, DepthProbe
 
 # %% auto #0
-__all__ = ['weights_note', 'PCAProjection', 'pca_rgb', 'frames_figure', 'pca_figure', 'depth_figure', 'correspondence_figure',
-           'sweep_heatmap', 'depth_to_point_cloud', 'save_ply', 'point_cloud_figure']
+__all__ = ['MARKER_SHAPES', 'GATED_MODES', 'weights_note', 'PCAProjection', 'pca_rgb', 'frames_figure', 'pca_figure',
+           'tile_frames', 'upsample_nearest', 'input_vs_pca', 'depth_figure', 'correspondence_figure', 'mark_points',
+           'sweep_heatmap', 'gate_figure', 'depth_to_point_cloud', 'save_ply', 'point_cloud_figure']
 
 # %% ../nbs/07_viz.ipynb #c005
 def weights_note(x) -> str:
@@ -127,38 +128,108 @@ def pca_figure(features,  # FeatureGrid or [T, H, W, C]
     return frames_figure(rgb, _title(title, weights_note(features) or proj.source), animate=animate, **kw)
 
 # %% ../nbs/07_viz.ipynb #c015
+def tile_frames(images,            # [T, H, W, 3] float in [0, 1] or uint8
+                cols: int = 9,     # frames per row
+                gap: int = 2,      # white pixels between frames
+               ) -> np.ndarray:    # [rows * (H + gap) - gap, cols * (W + gap) - gap, 3] uint8
+    "Frames as one uint8 mosaic, `cols` per row, separated by white gaps."
+    a = np.asarray(images)
+    if a.ndim != 4 or a.shape[-1] != 3: raise ValueError(f"images must be [T, H, W, 3], got shape {a.shape}")
+    if a.dtype != np.uint8: a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
+    T, H, W, _ = a.shape
+    cols = max(1, min(int(cols), T)); rows = -(-T // cols)
+    out = np.full((rows * (H + gap) - gap, cols * (W + gap) - gap, 3), 255, np.uint8)
+    for i in range(T):
+        r, c = divmod(i, cols)
+        out[r * (H + gap): r * (H + gap) + H, c * (W + gap): c * (W + gap) + W] = a[i]
+    return out
+
+def upsample_nearest(images,       # [T, h, w, C] numpy array
+                     size: tuple,  # (H, W) output size
+                    ) -> np.ndarray:  # [T, H, W, C], same dtype
+    "Nearest-neighbour upsampling, so feature cells stay visible as blocks."
+    a = np.asarray(images)
+    (h, w), (H, W) = a.shape[1:3], tuple(int(v) for v in size)
+    if H % h == 0 and W % w == 0: return a.repeat(H // h, axis=1).repeat(W // w, axis=2)
+    x = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float()
+    return torch.nn.functional.interpolate(x, size=(H, W), mode='nearest').permute(0, 2, 3, 1).numpy().astype(a.dtype)
+
+def input_vs_pca(frames,            # [T, H, W, 3] uint8 input frames
+                 pca,               # [T, h, w, 3] float PCA colours in [0, 1] (from `pca_rgb`)
+                 cols: int = 9,     # frames per row
+                 min_side: int = 128,  # small frames are enlarged (integer factor) to about this shorter side
+                ) -> np.ndarray:    # uint8 mosaic
+    "A mosaic with each row of input frames above their PCA colouring (nearest upsampled to the frame size)."
+    frames, pca = _hwc_batch(frames), np.asarray(pca)
+    if len(frames) != len(pca): raise ValueError(f"{len(frames)} frames but {len(pca)} PCA images")
+    s = max(1, min_side // min(frames.shape[1:3]))
+    if s > 1: frames = frames.repeat(s, axis=1).repeat(s, axis=2)
+    up = (np.clip(upsample_nearest(pca, frames.shape[1:3]), 0, 1) * 255).round().astype(np.uint8)
+    rows = []
+    for i in range(0, len(frames), cols):
+        rows += [tile_frames(frames[i:i + cols], cols), tile_frames(up[i:i + cols], cols)]
+    W = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 4), (0, W - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    return np.concatenate(rows)[:-4]
+
+def _hwc_batch(images) -> np.ndarray:
+    "[T, H, W, 3] uint8 from frames [T, 3, H, W] / [T, H, W, 3], float in [0, 1] or uint8."
+    return np.stack([_hwc(im) for im in images])
+
+# %% ../nbs/07_viz.ipynb #c019
 def _arr(x): return x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, np.float64)
 
+def _colorbar_under(fig, cols: Sequence[int], title: str) -> dict:
+    "A horizontal colour bar in the bottom margin, spanning the x domains of subplot columns `cols` (1-based)."
+    dom = [fig.layout[f'xaxis{"" if c == 1 else c}'].domain for c in cols]
+    lo, hi = min(d[0] for d in dom), max(d[1] for d in dom)
+    return dict(title=dict(text=title, side='right'), orientation='h', x=(lo + hi) / 2, xanchor='center', len=hi - lo,
+                lenmode='fraction', y=-0.04, yanchor='top', thickness=12)
+
 def depth_figure(pred,                   # [H, W] predicted depth
-                 gt,                     # [H, W] ground-truth depth (0 invalid)
+                 gt=None,                # [H, W] ground-truth depth (0 invalid); None: prediction only (a real clip)
                  rgb=None,               # optional frame [3, H, W] / [H, W, 3]
                  features=None,          # FeatureGrid / DepthProbe / string naming the weights
                  title: str = 'Linear depth probe',
                  max_rel_error: float = 0.5,  # colour scale cap of the error map
                 ) -> go.Figure:
-    "Ground truth, prediction and absolute-relative-error map side by side."
-    p, d = _arr(pred), _arr(gt)
-    if p.shape != d.shape: raise ValueError(f"pred {p.shape} and gt {d.shape} must have the same [H, W] shape")
-    valid = d > 0
-    err = np.where(valid, np.abs(p - d) / np.where(valid, d, 1), np.nan)
-    dv = np.where(valid, d, np.nan)
-    lo, hi = np.nanmin(dv), np.nanmax(dv)
-    names = (['frame'] if rgb is not None else []) + ['ground truth', 'prediction', f'abs rel error (mean {np.nanmean(err):.3f})']
-    fig = make_subplots(1, len(names), subplot_titles=names, horizontal_spacing=0.04)
-    c0 = 1
-    if rgb is not None: fig.add_trace(go.Image(z=_hwc(rgb)), 1, 1); c0 = 2
-    fig.add_trace(go.Heatmap(z=dv, coloraxis='coloraxis'), 1, c0)
-    fig.add_trace(go.Heatmap(z=p, coloraxis='coloraxis'), 1, c0 + 1)
-    fig.add_trace(go.Heatmap(z=err, coloraxis='coloraxis2'), 1, c0 + 2)
-    fig.update_layout(coloraxis=dict(colorscale='Viridis', cmin=lo, cmax=hi, colorbar=dict(title='m', x=0.62, len=0.8)),
-                      coloraxis2=dict(colorscale='Reds', cmin=0, cmax=max_rel_error, colorbar=dict(title='rel', x=1.0, len=0.8)),
-                      title=_title(title, weights_note(features)), margin=dict(l=10, r=10, t=80, b=10))
-    for i in range(c0, c0 + 3):
-        fig.update_yaxes(autorange='reversed', scaleanchor=f'x{i}', showticklabels=False, row=1, col=i)
-        fig.update_xaxes(showticklabels=False, row=1, col=i)
+    "Ground truth, prediction and absolute-relative-error map side by side (frame and prediction when `gt` is None)."
+    p = _arr(pred)
+    if p.ndim != 2: raise ValueError(f"pred must be one [H, W] depth map, got shape {p.shape}")
+    if gt is None:
+        names = (['frame'] if rgb is not None else []) + ['predicted depth (m)']
+        fig = make_subplots(1, len(names), subplot_titles=names, horizontal_spacing=0.04)
+        c0 = len(names)
+        if rgb is not None: fig.add_trace(go.Image(z=_hwc(rgb)), 1, 1)
+        fig.add_trace(go.Heatmap(z=p, coloraxis='coloraxis'), 1, c0)
+        fig.update_layout(coloraxis=dict(colorscale='Viridis', cmin=float(p.min()), cmax=float(p.max()),
+                                         colorbar=_colorbar_under(fig, [c0], 'm')))
+        depth_cols = [c0]
+    else:
+        d = _arr(gt)
+        if p.shape != d.shape: raise ValueError(f"pred {p.shape} and gt {d.shape} must have the same [H, W] shape")
+        valid = d > 0
+        if not valid.any(): raise ValueError("gt has no valid pixel (depth > 0); pass gt=None to show the prediction alone")
+        err = np.where(valid, np.abs(p - d) / np.where(valid, d, 1), np.nan)
+        dv = np.where(valid, d, np.nan)
+        names = (['frame'] if rgb is not None else []) + ['ground truth', 'prediction', f'abs rel error (mean {np.nanmean(err):.3f})']
+        fig = make_subplots(1, len(names), subplot_titles=names, horizontal_spacing=0.04)
+        c0 = 2 if rgb is not None else 1
+        if rgb is not None: fig.add_trace(go.Image(z=_hwc(rgb)), 1, 1)
+        fig.add_trace(go.Heatmap(z=dv, coloraxis='coloraxis'), 1, c0)
+        fig.add_trace(go.Heatmap(z=p, coloraxis='coloraxis'), 1, c0 + 1)
+        fig.add_trace(go.Heatmap(z=err, coloraxis='coloraxis2'), 1, c0 + 2)
+        fig.update_layout(coloraxis=dict(colorscale='Viridis', cmin=np.nanmin(dv), cmax=np.nanmax(dv), colorbar=_colorbar_under(fig, [c0, c0 + 1], 'm')),
+                          coloraxis2=dict(colorscale='Reds', cmin=0, cmax=max_rel_error, colorbar=_colorbar_under(fig, [c0 + 2], 'rel')))
+        depth_cols = [c0, c0 + 1, c0 + 2]
+    fig.update_layout(title=_title(title, weights_note(features)), margin=dict(l=10, r=10, t=80, b=70), plot_bgcolor='white')
+    for i in range(1, len(names) + 1):
+        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=i)
+        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=i)
+    for i in depth_cols: fig.update_yaxes(autorange='reversed', scaleanchor='x' if i == 1 else f'x{i}', row=1, col=i)
     return fig
 
-# %% ../nbs/07_viz.ipynb #c018
+# %% ../nbs/07_viz.ipynb #c023
 def correspondence_figure(img_a, img_b,           # frames [3, H, W] / [H, W, 3]
                           query_px,               # [N, 2] (x, y) in a
                           matched_px,             # [N, 2] (x, y) in b
@@ -184,7 +255,28 @@ def correspondence_figure(img_a, img_b,           # frames [3, H, W] / [H, W, 3]
     fig.update_xaxes(showticklabels=False); fig.update_yaxes(showticklabels=False)
     return fig
 
-# %% ../nbs/07_viz.ipynb #c021
+# %% ../nbs/07_viz.ipynb #c026
+MARKER_SHAPES = ('dot', 'x', 'ring')
+
+def mark_points(img,                  # [H, W, 3] uint8 frame (or [3, H, W] / float in [0, 1])
+                points: Sequence,     # (x, y, colour, shape) per marker; colour a PIL colour name or (r, g, b)
+                scale: int = 1,       # integer upscale of the frame before drawing
+               ) -> np.ndarray:       # [H * scale, W * scale, 3] uint8
+    "The frame enlarged by `scale` (nearest) with a marker drawn at each point: 'dot', 'x' or 'ring'."
+    from PIL import Image, ImageDraw
+    a, s = _hwc(img), int(scale)
+    if s < 1: raise ValueError(f"scale must be a positive int, got {scale}")
+    im = Image.fromarray(np.ascontiguousarray(a.repeat(s, 0).repeat(s, 1)))
+    d, r = ImageDraw.Draw(im), max(3, s * 2)
+    for x, y, col, shape in points:
+        if shape not in MARKER_SHAPES: raise ValueError(f"marker shape must be one of {MARKER_SHAPES}, got {shape!r}")
+        cx, cy = (float(x) + 0.5) * s, (float(y) + 0.5) * s
+        if shape == 'dot': d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=col, outline='black')
+        elif shape == 'ring': d.ellipse([cx - r - 2, cy - r - 2, cx + r + 2, cy + r + 2], outline=col, width=2)
+        else: d.line([cx - r, cy - r, cx + r, cy + r], fill=col, width=2); d.line([cx - r, cy + r, cx + r, cy - r], fill=col, width=2)
+    return np.asarray(im)
+
+# %% ../nbs/07_viz.ipynb #c029
 def _tlabel(df, t):
     r = df[df['t'] == t].iloc[0]
     s = f't={t:g}'
@@ -228,7 +320,30 @@ def sweep_heatmap(df: pd.DataFrame,           # a table from `probes.sweep`
                            showarrow=False, align='left')
     return fig
 
-# %% ../nbs/07_viz.ipynb #c025
+# %% ../nbs/07_viz.ipynb #c033
+GATED_MODES = ('token_gated', 'token_gated_residual', 'gated')
+
+def gate_figure(gate,                  # [T, h, w] gate per visual token in [0, 1] (a FusionResult.gate), or None
+                features=None,         # what made the fused features (string, FeatureGrid, ...), for the subtitle
+                mode: Optional[str] = None,  # the fusion mode, for the message when there is no gate
+                cols: int = 5,         # heatmaps per row
+               ) -> go.Figure:
+    "Per-token gate values as one heatmap per frame (1: semantic stream, 0: generative), mean in the title."
+    if gate is None:
+        raise ValueError(f"the fusion mode {mode or '(unknown)'!r} has no gate: 'add' and 'concat' mix every token the same way. "
+                         f"Gates exist in the modes {GATED_MODES}.")
+    g = _arr(gate)
+    if g.ndim != 3: raise ValueError(f"gate must be [T, h, w] (one value per visual token), got shape {g.shape}")
+    T = g.shape[0]; c = max(1, min(int(cols), T)); r = -(-T // c)
+    fig = make_subplots(r, c, subplot_titles=[f'frame {i}' for i in range(T)], horizontal_spacing=0.02, vertical_spacing=0.08)
+    for i in range(T): fig.add_trace(go.Heatmap(z=g[i], coloraxis='coloraxis'), i // c + 1, i % c + 1)
+    fig.update_yaxes(autorange='reversed', showticklabels=False); fig.update_xaxes(showticklabels=False)
+    head = f'Fusion gate per visual token (1: semantic, 0: generative); mean {g.mean():.3f}' + (f', mode {mode}' if mode else '')
+    fig.update_layout(coloraxis=dict(colorscale='RdBu', cmin=0, cmax=1, colorbar=dict(title='gate')),
+                      title=_title(head, weights_note(features)), margin=dict(l=10, r=10, t=80, b=10))
+    return fig
+
+# %% ../nbs/07_viz.ipynb #c036
 def depth_to_point_cloud(depth,                  # [H, W] z-depth (0 invalid)
                          K,                      # [3, 3] intrinsics
                          pose=None,              # [4, 4] camera-to-world (OpenCV axes); None: camera frame
