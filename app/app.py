@@ -16,7 +16,8 @@ import gradio as gr
 
 import handlers as H
 
-DEFAULT_BACKBONE, FALLBACK_BACKBONE, DEFAULT_MLLM = 'vega3d-tiny-scenes', 'tiny-random-wan', 'tiny-random-qwen2.5-vl'
+DEFAULT_BACKBONE, FALLBACK_BACKBONE = 'vega3d-tiny-scenes', 'tiny-random-wan'
+DEFAULT_MLLM, FALLBACK_MLLM = 'vega3d-small-vlm', 'tiny-random-qwen2.5-vl'
 
 
 def _user_error(e: Exception) -> gr.Error:
@@ -237,14 +238,19 @@ def load_models(backbone: str | None = None, device: str | None = None, mllm: st
     shelf.add(bb)
     workdir = Path(workdir or tempfile.mkdtemp(prefix='vega3d-app-'))
     workdir.mkdir(parents=True, exist_ok=True)
-    fused, mnote, name = None, '', mllm or DEFAULT_MLLM
-    try:
-        from vega3d_nb.mllm import load_fused_mllm
-        fused = load_fused_mllm(name, backbone=bb, device=dev)
-        if fused.vlm.weights == 'random-init': mnote = 'Its weights are random, so its answers are noise: this shows the plumbing, not a result.'
-    except (ValueError, OSError, ImportError) as e:
-        mnote = f'Could not load the chat model {name!r}: {e}'
-        notes.append(mnote)
+    from vega3d_nb.small_vlm import load_chat_model
+    fused, mnote = None, ''
+    names = [mllm] if mllm else [DEFAULT_MLLM, FALLBACK_MLLM]   # the shipped offline model, else a random-weight stand-in
+    for name in names:
+        try: fused = load_chat_model(name, backbone=bb, device=dev)
+        except (ValueError, OSError, ImportError) as e:
+            mnote = f'Could not load the chat model {name!r}: {e}'
+            H.logger.warning(mnote)
+            continue
+        if fused.vlm.weights == 'random-init':
+            mnote = (f'{mnote} ' if mnote else '') + 'Its weights are random, so its answers are noise: this shows the plumbing, not a result.'
+        break
+    if fused is None: notes.append(mnote)
     return H.AppModels(shelf, bb.name, workdir, fused, mnote, notes=notes)
 
 
@@ -259,7 +265,7 @@ def main(argv=None):
     p.add_argument('--device', default=None, help='torch device (default: the accelerator if there is one, else cpu)')
     p.add_argument('--host', default='127.0.0.1')
     p.add_argument('--port', type=int, default=7860)
-    p.add_argument('--mllm', default=None, help=f'fused chat model: {DEFAULT_MLLM} or a Qwen2.5-VL / VEGA-3D id or folder')
+    p.add_argument('--mllm', default=None, help=f'fused chat model: {DEFAULT_MLLM} (shipped, offline), {FALLBACK_MLLM}, or a Qwen2.5-VL / VEGA-3D id or folder')
     args = p.parse_args(argv)
     try: models = load_models(args.backbone, args.device, args.mllm)
     except ValueError as e: p.exit(2, f'vega3d app: error: {e}\n')

