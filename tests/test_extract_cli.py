@@ -42,11 +42,19 @@ def test_pool_video_and_default_out(tmp_path, capsys):
     "In-process: video mode, pooling, a size, and the default output name next to the clip."
     from vega3d_nb.extractor import FeatureSet, vega3d_extract
     (clip,) = make_clips(tmp_path, frames=5, size=(48, 64))
-    vega3d_extract.__wrapped__(str(clip), temporal='video', pool='1x2', size='32x64', quiet=True)
+    vega3d_extract.__wrapped__(str(clip), backbone='tiny-random-wan', temporal='video', pool='1x2', size='32x64', quiet=True)
     assert 'features.safetensors' in capsys.readouterr().out
     fs = FeatureSet.load(clip.with_suffix('.features.safetensors'))
     g = fs.get()
     assert tuple(g.features.shape) == (2, 1, 2, 24) and g.frame_indices == [0, 4] and g.temporal == 'video' and g.layer == 2
+
+def test_default_backbone_is_our_trained_model(tmp_path, capsys):
+    "With no --backbone the CLI uses the shipped offline model (trained here), never random weights."
+    from vega3d_nb.extractor import FeatureSet, vega3d_extract
+    (clip,) = make_clips(tmp_path, frames=2, size=(32, 32))
+    vega3d_extract.__wrapped__(str(clip), quiet=True)
+    g = FeatureSet.load(clip.with_suffix('.features.safetensors')).get()
+    assert g.model_id == 'vega3d-tiny-scenes' and g.weights == 'trained', g.describe()
 
 @pytest.mark.parametrize('args, message', [
     (['--layers', '7'], "layer 7 is outside [0, 4) for tiny-random-wan"),
@@ -64,7 +72,7 @@ def test_errors_are_one_line(tmp_path, args, message, capsys, monkeypatch):
     monkeypatch.setattr(constants, 'HF_HUB_OFFLINE', True)
     monkeypatch.setenv('HF_HOME', str(tmp_path / 'hf')); monkeypatch.setattr(constants, 'HF_HUB_CACHE', str(tmp_path / 'hf' / 'hub'))
     (clip,) = make_clips(tmp_path)
-    kw = {a.lstrip('-'): v for a, v in zip(args[::2], args[1::2])}
+    kw = {'backbone': 'tiny-random-wan', **{a.lstrip('-'): v for a, v in zip(args[::2], args[1::2])}}
     with pytest.raises(SystemExit) as e: vega3d_extract.__wrapped__(str(clip), quiet=True, **kw)
     assert e.value.code == 2
     err = capsys.readouterr().err
@@ -90,7 +98,7 @@ def test_two_process_sharding_with_resume(tmp_path):
     out = tmp_path / 'out'
     exe = shutil.which('vega3d-extract', path=str(BIN))
     cmd = [str(BIN / 'accelerate'), 'launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1', '--mixed_precision', 'no',
-           '--dynamo_backend', 'no', exe, str(listing), '--out_dir', str(out), '--layers', '1,2', '--quiet']
+           '--dynamo_backend', 'no', exe, str(listing), '--backbone', 'tiny-random-wan', '--out_dir', str(out), '--layers', '1,2', '--quiet']
     t0 = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -359,7 +359,7 @@ def output_path(out_dir, clip_path) -> Path:
 
 def extract_dataset(paths: list,               # clip files
                     out_dir,                   # one .safetensors FeatureSet per clip goes here
-                    backbone='tiny-random-wan',  # a Backbone, or a name / folder for load_backbone
+                    backbone='vega3d-tiny-scenes',  # a Backbone, or a name / folder for load_backbone (default: our trained model)
                     rank: Optional[int] = None, world: Optional[int] = None,  # default: from the launcher's environment
                     resume: bool = True,       # skip clips whose output exists
                     num_frames: Optional[int] = None,  # frames sampled per clip (None: all)
@@ -400,7 +400,7 @@ def _clip_list(clip) -> list:
 
 @call_parse
 def vega3d_extract(clip: str,                       # a clip (video, image, .npy/.safetensors frames), a folder of clips, or a .txt list
-                   backbone: str = 'tiny-random-wan',  # a name from list_backbones() or a diffusers folder
+                   backbone: str = 'vega3d-tiny-scenes',  # a name from list_backbones() or a diffusers folder (default: our trained model)
                    timesteps: str = None,           # comma-separated t on the 0-1000 scale (default: the backbone's)
                    layers: str = None,              # comma-separated 0-indexed blocks (default: the backbone's)
                    out: str = None,                 # output .safetensors for one clip (default: CLIP stem + .features.safetensors)
