@@ -218,6 +218,18 @@ def _settings(backbone, n_noise, seed, temporal, image_size, fit_frames, chunk_f
                 chunk_frames=chunk_frames if temporal == 'video' else None, overlap=overlap if temporal == 'video' and chunk_frames else None,
                 prompt=hashlib.sha1(prompt.float().contiguous().numpy().tobytes()).hexdigest()[:12], dtype=str(dtype))
 
+def _block_grid(f, backbone: Backbone, info: TimestepInfo, layer: int, seed: int, n_noise: int, enc: EncodedClip) -> FeatureGrid:
+    "A block's features `[T', H', W', C]` with their provenance."
+    H, W = enc.image_size
+    return FeatureGrid(f, model_id=backbone.name, weights=backbone.weights, layer=layer, timestep=info.t, sigma=info.sigma,
+                       step_index=info.step_index, seed=seed, n_noise=n_noise, temporal=enc.temporal, image_size=(H, W),
+                       pixel_stride=(H / f.shape[1], W / f.shape[2]), frame_indices=list(enc.frame_indices))
+
+def _pooled(grid: FeatureGrid, pool) -> FeatureGrid:
+    "`grid` pooled to `pool` ((h, w), an int for a square, or None for no pooling)."
+    if pool is None: return grid
+    return grid.pooled((pool, pool) if isinstance(pool, int) else tuple(pool))
+
 def _target_size(clip, backbone, size):
     return fit_size(size if size is not None else clip.size, backbone.size_multiple)
 
@@ -261,17 +273,13 @@ def extract_features(clip: Clip, backbone: Backbone,
     if todo:
         enc = encode_clip(clip, backbone, temporal, size, fit_frames, chunk_frames, overlap)
         feats = _extract(enc, backbone, todo, layers, n_noise, seed, prompt, early_exit, progress)
-        H, W = enc.image_size
         for (t, l), f in feats.items():
             info = infos[next(k for k, v in infos.items() if v.t == t)]
-            grid = FeatureGrid(f, model_id=backbone.name, weights=backbone.weights, layer=l, timestep=info.t, sigma=info.sigma,
-                               step_index=info.step_index, seed=seed, n_noise=n_noise, temporal=temporal, image_size=(H, W),
-                               pixel_stride=(H / f.shape[1], W / f.shape[2]), frame_indices=list(enc.frame_indices))
-            grids[t, l] = grid
+            grids[t, l] = grid = _block_grid(f, backbone, info, l, seed, n_noise, enc)
             if cache_dir:
                 FeatureSet({(t, l): grid}, clip.content_hash, backbone.name, backbone.weights).save(
                     cache_path(cache_dir, backbone, clip.content_hash, info, l, **settings))
-    if pool is not None: grids = {k: g.pooled(tuple(pool) if not isinstance(pool, int) else (pool, pool)) for k, g in grids.items()}
+    grids = {k: _pooled(g, pool) for k, g in grids.items()}
     return FeatureSet(grids, clip.content_hash, backbone.name, backbone.weights, {t: i.t for t, i in infos.items()})
 
 # %% ../nbs/04_extractor.ipynb #c025
@@ -297,15 +305,8 @@ def feature_source(backbone: Backbone, **extract_kwargs) -> Callable:
         layers = backbone.check_layers(layers)
         feats = _extract(enc, backbone, [info], layers, kw.get('n_noise', 1), seed, prompt_embeds(backbone, kw.get('text', '')),
                          kw.get('early_exit', True), False)
-        H, W = enc.image_size
-        out = {}
-        for l in layers:
-            f = feats[info.t, l]
-            grid = FeatureGrid(f, model_id=backbone.name, weights=backbone.weights, layer=l, timestep=info.t, sigma=info.sigma,
-                               step_index=info.step_index, seed=seed, n_noise=kw.get('n_noise', 1), temporal=enc.temporal,
-                               image_size=(H, W), pixel_stride=(H / f.shape[1], W / f.shape[2]), frame_indices=list(enc.frame_indices))
-            out[l] = grid.pooled(tuple(kw['pool'])) if kw.get('pool') is not None else grid
-        return out
+        return {l: _pooled(_block_grid(feats[info.t, l], backbone, info, l, seed, kw.get('n_noise', 1), enc), kw.get('pool'))
+                for l in layers}
     return source
 
 # %% ../nbs/04_extractor.ipynb #c039
@@ -317,7 +318,7 @@ def vae_latent_features(clip: Clip, backbone: Backbone, temporal: str = 'frames'
     f = torch.cat(parts); H, W = enc.image_size
     grid = FeatureGrid(f, model_id=f'{backbone.name}:vae', weights=backbone.weights, layer=None, temporal=temporal, image_size=(H, W),
                        pixel_stride=(H / f.shape[1], W / f.shape[2]), frame_indices=list(enc.frame_indices))
-    return grid.pooled(tuple(pool)) if pool is not None else grid
+    return _pooled(grid, pool)
 
 # %% ../nbs/04_extractor.ipynb #c042
 def shard(items: list, rank: int, world: int) -> list:
