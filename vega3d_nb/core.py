@@ -4,8 +4,9 @@
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import hashlib, logging
+import hashlib, logging, os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -15,7 +16,8 @@ import torch.nn.functional as F
 logger = logging.getLogger('vega3d_nb')
 
 # %% auto #0
-__all__ = ['logger', 'WEIGHT_KINDS', 'default_device', 'Clip', 'FeatureGrid', 'SceneClip']
+__all__ = ['logger', 'WEIGHT_LABELS', 'WEIGHT_KINDS', 'default_device', 'weights_label', 'cache_root', 'Clip', 'FeatureGrid',
+           'SceneClip']
 
 # %% ../nbs/00_core.ipynb #c006
 def default_device() -> torch.device:
@@ -24,9 +26,23 @@ def default_device() -> torch.device:
     if acc is not None and acc.is_available(): return torch.device(acc.current_accelerator())
     return torch.device('cpu')
 
-# %% ../nbs/00_core.ipynb #c009
-WEIGHT_KINDS = ('real', 'random-init', 'trained', 'none')  # 'none': parameter-free baselines (pixels, positions)
+# %% ../nbs/00_core.ipynb #c018
+WEIGHT_LABELS = {'real': 'real weights', 'random-init': 'random weights', 'trained': 'trained here',
+                 'none': 'no weights'}  # 'none': parameter-free baselines (pixels, positions)
+WEIGHT_KINDS = tuple(WEIGHT_LABELS)
 
+def weights_label(kind: str) -> str:
+    "The words for a weights kind ('real' -> 'real weights'), as every title and table prints it."
+    if kind not in WEIGHT_LABELS: raise ValueError(f"weights must be one of {WEIGHT_KINDS}, got {kind!r}")
+    return WEIGHT_LABELS[kind]
+
+# %% ../nbs/00_core.ipynb #c021
+def cache_root(*parts: str) -> Path:
+    "`$VEGA3D_CACHE/<parts>` if the variable is set, else `~/.cache/vega3d_nb/<parts>` (not created)."
+    env = os.environ.get('VEGA3D_CACHE')
+    return (Path(env) if env else Path.home() / '.cache' / 'vega3d_nb').joinpath(*parts)
+
+# %% ../nbs/00_core.ipynb #c009
 @dataclass
 class Clip:
     "A video clip: frames `[T, 3, H, W]` float32 in [0, 1] plus where they came from."
@@ -109,7 +125,7 @@ class FeatureGrid:
 
     def describe(self) -> str:
         "One line saying what these features are, for plot titles and table captions."
-        parts = [self.model_id, {'real': 'real weights', 'random-init': 'random weights', 'trained': 'trained here', 'none': 'no weights'}[self.weights]]
+        parts = [self.model_id, weights_label(self.weights)]
         if self.layer is not None: parts.append(f'layer {self.layer}')
         if self.timestep is not None:
             parts.append(f't={self.timestep:g} (sigma={self.sigma:.3f}, step {self.step_index})' if self.sigma is not None else f't={self.timestep:g}')

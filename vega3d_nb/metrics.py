@@ -14,7 +14,7 @@ from .core import logger
 
 # %% auto #0
 __all__ = ['DEPTH_METRICS', 'HIGHER_IS_BETTER', 'ALIGN_MODES', 'AVERAGING', 'PCK_ALPHAS', 'depth_metrics', 'align_depth',
-           'DepthScores', 'evaluate_depth', 'batch_depth_metrics', 'pck']
+           'DepthScores', 'evaluate_depth', 'batch_depth_metrics', 'pck', 'higher_is_better']
 
 # %% ../nbs/05a_metrics.ipynb #c005
 DEPTH_METRICS = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'silog', 'delta1', 'delta2', 'delta3')
@@ -139,3 +139,8 @@ def pck(pred_uv: torch.Tensor,   # [N, 2] predicted pixel positions (x, y)
     if pred_uv.shape[0] == 0: return {a: float('nan') for a in alphas}
     d = (pred_uv.double() - gt_uv.double()).norm(dim=-1)
     return {a: (d <= a * max(image_size)).double().mean().item() for a in alphas}
+
+# %% ../nbs/05a_metrics.ipynb #c023
+def higher_is_better(metric: str) -> bool:
+    "True for δ thresholds and PCK (as named in sweep columns); False for error metrics such as AbsRel or RMSE."
+    return metric.split('.')[-1] in HIGHER_IS_BETTER or metric.startswith('pck')

@@ -13,13 +13,13 @@ import numpy as np
 import open3d as o3d
 import torch
 
-from .core import Clip, SceneClip, logger
+from .core import Clip, SceneClip, cache_root, logger
 
 # %% auto #0
 __all__ = ['OBJECT_KINDS', 'CAMERA_PATHS', 'SPLITS', 'MOTORCYCLE_CALIB', 'SceneObject', 'Scene', 'build_scene', 'make_scene',
            'flat_ground_scene', 'look_at_pose', 'intrinsics', 'camera_poses', 'render_scene_clip', 'backproject',
            'project', 'correspondences', 'save_scene_clip', 'load_scene_clip', 'default_cache_dir', 'SceneDataset',
-           'flat_ground_clip', 'sample_scene_clip', 'RealDepthSample', 'load_motorcycle']
+           'scene_splits', 'flat_ground_clip', 'sample_scene_clip', 'RealDepthSample', 'load_motorcycle']
 
 # %% ../nbs/02_scenes.ipynb #c006
 OBJECT_KINDS = ('sphere', 'box', 'cylinder', 'cone')
@@ -325,8 +325,7 @@ _RENDER_VERSION = 1        # bump when rendering changes, so old caches are not 
 
 def default_cache_dir() -> Path:
     "Where scene clips are cached: `$VEGA3D_CACHE/scenes` if set, else `~/.cache/vega3d_nb/scenes`."
-    env = os.environ.get('VEGA3D_CACHE')
-    return Path(env) / 'scenes' if env else Path.home() / '.cache' / 'vega3d_nb' / 'scenes'
+    return cache_root('scenes')
 
 class SceneDataset(torch.utils.data.Dataset):
     "`n_clips` rendered scene clips of one split, with disjoint scene seeds per split, cached on disk."
@@ -382,6 +381,19 @@ class SceneDataset(torch.utils.data.Dataset):
 
     def __repr__(self):
         return f'SceneDataset({self.split}, {self.n_clips} clips, seed={self.seed}, {self.n_frames}x{self.size[0]}x{self.size[1]}, cache={self.cache_dir})'
+
+# %% ../nbs/02_scenes.ipynb #c048
+def scene_splits(n_train:int, n_test:int,      # clips in each split
+                 n_frames:int=9, size=(64, 64),
+                 train_seed:int=0,              # scene family of the training clips
+                 test_seed:int=0,               # scene family of the held-out clips
+                 cache_dir=None,                # as SceneDataset
+                ) -> tuple:
+    "(train, test) lists of SceneClips from disjoint splits: `train_seed`'s train split and `test_seed`'s test split."
+    kw = dict(n_frames=n_frames, size=size, cache_dir=cache_dir)
+    tr = SceneDataset(n_train, 'train', seed=train_seed, **kw)
+    te = SceneDataset(n_test, 'test', seed=test_seed, **kw)
+    return [tr[i] for i in range(n_train)], [te[i] for i in range(n_test)]
 
 # %% ../nbs/02_scenes.ipynb #c035
 def flat_ground_clip(seed:int=0, n_frames:int=9, size=(64, 64), camera_path:str='orbit', **kw) -> SceneClip:
