@@ -21,8 +21,10 @@ test: install
 app: install
 	$(PY) app/app.py $(ARGS)
 
+# Jupyter refuses to run as root (the default user in containers) without --allow-root; bind to loopback only.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: install
-	$(VENV)/bin/jupyter lab nbs
+	$(VENV)/bin/jupyter lab nbs --ip=127.0.0.1 $(ROOT_FLAG) $(ARGS)
 
 bench: install
 	for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
