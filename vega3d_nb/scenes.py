@@ -274,6 +274,20 @@ def project(points,  # [..., 3] world points
     uv = np.stack([K[0, 0] * cam[..., 0] / zs + K[0, 2], K[1, 1] * cam[..., 1] / zs + K[1, 2]], -1)
     return uv, z
 
+# %% ../nbs/02_scenes.ipynb #c051
+def _carry_bodies(points,      # [H, W, 3] world points of frame a
+                  ids,         # [H, W] object ids of frame a (body i has id i + 1)
+                  body_poses,  # [T, N, 4, 4] object-to-world per frame
+                  frame_a:int, frame_b:int) -> np.ndarray:
+    "The points moved with their own body's rigid motion from frame a to frame b (others unchanged)."
+    out, bp = points.copy(), _np(body_poses).astype(np.float64)
+    for i in range(bp.shape[1]):
+        m = ids == i + 1
+        if not m.any(): continue
+        motion = bp[frame_b, i] @ np.linalg.inv(bp[frame_a, i])
+        out[m] = points[m] @ motion[:3, :3].T + motion[:3, 3]
+    return out
+
 def correspondences(gt:SceneClip,           # the clip with ground truth
                     frame_a:int, frame_b:int,  # frame indices
                     rel_tol:float=0.02      # depth test: |z - depth_b| < rel_tol * z
@@ -283,13 +297,17 @@ def correspondences(gt:SceneClip,           # the clip with ground truth
     for f in (frame_a, frame_b):
         if not -T <= f < T: raise ValueError(f"frame index {f} out of range for a clip of {T} frames")
     depth, K, poses, valid = _np(gt.depth), _np(gt.K), _np(gt.poses), _np(gt.valid)
+    ids, body_poses = _np(gt.object_ids), getattr(gt, 'body_poses', None)
     H, W = depth.shape[1:]
     pts = backproject(depth[frame_a], K, poses[frame_a])
+    if body_poses is not None: pts = _carry_bodies(pts, ids[frame_a], body_poses, frame_a, frame_b)
     uv, z = project(pts, K, poses[frame_b])
     inside = (uv[..., 0] > -0.5) & (uv[..., 0] < W - 0.5) & (uv[..., 1] > -0.5) & (uv[..., 1] < H - 0.5) & (z > 0)
-    ui = np.clip(np.round(uv[..., 0]).astype(np.int64), 0, W - 1); vi = np.clip(np.round(uv[..., 1]).astype(np.int64), 0, H - 1)
+    ui = np.clip(np.round(uv[..., 0]).astype(np.int64), 0, W - 1)
+    vi = np.clip(np.round(uv[..., 1]).astype(np.int64), 0, H - 1)
     db, vb = depth[frame_b][vi, ui], valid[frame_b][vi, ui]
     visible = valid[frame_a] & inside & vb & (np.abs(db - z) < rel_tol * np.abs(z))
+    if body_poses is not None: visible &= ids[frame_b][vi, ui] == ids[frame_a]
     return uv, visible
 
 # %% ../nbs/02_scenes.ipynb #c029
