@@ -274,7 +274,7 @@ def _shipped_md(best:str, sd:float, log:FusionTrainLog, sc:QAScores, maj:dict, l
             f"resolved (c) > (a) > (b). {log.step} steps of `train_fusion` (batch {llm_batch}, lr {llm_lr}, "
             f"{log.wall_s:.0f} s), first/last-20 loss {np.mean(log.losses[:20]):.3f} / "
             f"{np.mean(log.losses[-20:]):.3f}. "
-            f"Constrained choice by the **LM's log-likelihood** on {sc.n['all']} fixed test questions "
+            f"Constrained choice by the **LM's log-likelihood** on {sc.n['all']} fixed test questions"
             f" ({eval_per_type} per type):\n\n"
             '| | ' + ' | '.join(sc.accuracy) + ' |\n|' + '---|' * (len(sc.accuracy) + 1) + '\n'
             '| shipped model | ' + ' | '.join(f'{100 * v:.1f}' for v in sc.accuracy.values()) + ' |\n'
