@@ -238,7 +238,7 @@ def load_models(backbone: str | None = None, device: str | None = None, mllm: st
     shelf.add(bb)
     workdir = Path(workdir or tempfile.mkdtemp(prefix='vega3d-app-'))
     workdir.mkdir(parents=True, exist_ok=True)
-    from vega3d_nb.small_vlm import load_chat_model
+    from vega3d_nb.small_vlm.model import load_chat_model
     fused, mnote = None, ''
     names = [mllm] if mllm else [DEFAULT_MLLM, FALLBACK_MLLM]   # the shipped offline model, else a random-weight stand-in
     for name in names:

@@ -17,24 +17,27 @@ import torch
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--assets', default='assets/vega3d-small-vlm')
-    ap.add_argument('--backbone', default=None, help='backbone name (default: the one in the model card; "none": semantic only)')
+    ap.add_argument('--backbone', default=None,
+                    help='backbone name (default: the one in the model card; "none": semantic only)')
     ap.add_argument('--max-new-tokens', type=int, default=64)
-    ap.add_argument('--threads', type=int, default=1, help='torch threads (1 is fastest on a CPU shared with other jobs)')
+    ap.add_argument('--threads', type=int, default=1, help='torch threads')
     ap.add_argument('--question', default='Describe what you see in this video in a few sentences.',
                     help='an open question, so that more than a couple of tokens are generated')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     from vega3d_nb.backbones import load_backbone
-    from vega3d_nb.small_vlm import load_small_vlm, make_spatial_qa, SMALL_VLM_FRAMES, _assets_path
+    from vega3d_nb.small_vlm.qa import SMALL_VLM_FRAMES, make_spatial_qa
+    from vega3d_nb.small_vlm.model import load_small_vlm, small_vlm_card
     t0 = time.perf_counter()
-    card = json.loads((_assets_path(a.assets) / 'small_vlm.json').read_text())
+    card = small_vlm_card(a.assets)
     name = a.backbone or card.get('backbone_name')
     bb = None if name in (None, 'none') else load_backbone(name, device='cpu')
     model = load_small_vlm(a.assets, backbone=bb, device='cpu')
     load_s = time.perf_counter() - t0
     clip = make_spatial_qa(1, 'test').clips[0].clip
     tok = model.vlm.tokenizer
-    t0 = time.perf_counter(); first, pieces = None, []
+    t0 = time.perf_counter()
+    first, pieces = None, []
     for piece in model.chat(clip, a.question, max_new_tokens=a.max_new_tokens, num_frames=SMALL_VLM_FRAMES):
         if first is None: first = time.perf_counter()
         pieces.append(piece)

@@ -17,8 +17,8 @@ pytestmark = [
 @pytest.fixture(scope='module')
 def shipped():
     from vega3d_nb.backbones import load_backbone
-    from vega3d_nb.small_vlm import load_small_vlm
-    torch.set_num_threads(1)  # far faster than 2 on a CPU shared with other jobs
+    from vega3d_nb.small_vlm.model import load_small_vlm
+    torch.set_num_threads(1)  # one-example batches: one thread avoids thread spin-waits
     card = json.loads((ASSETS / 'small_vlm.json').read_text())
     name = card.get('backbone_name')
     if name is None and not card.get('semantic_only') and card.get('fusion'):
@@ -31,15 +31,16 @@ def shipped():
 def eval_set(shipped):
     "The card's fixed test questions (only their clips are rendered)."
     from vega3d_nb.scenes import SceneDataset
-    from vega3d_nb.small_vlm import SpatialQASet, SpatialQuestion, SMALL_VLM_FRAMES
+    from vega3d_nb.small_vlm.qa import SpatialQASet, SpatialQuestion, SMALL_VLM_FRAMES
     _, card = shipped
     qs = [SpatialQuestion(**{**d, 'candidates': tuple(d['candidates']), 'objects': tuple(d['objects'])})
           for d in card['eval_questions']]
-    return SpatialQASet(qs, SceneDataset(card['n_test_clips'], 'test', n_frames=SMALL_VLM_FRAMES, size=(64, 64)), 'test')
+    clips = SceneDataset(card['n_test_clips'], 'test', n_frames=SMALL_VLM_FRAMES, size=(64, 64))
+    return SpatialQASet(qs, clips, 'test')
 
 
 def test_chat_answers_with_text(shipped, eval_set):
-    from vega3d_nb.small_vlm import SMALL_VLM_FRAMES
+    from vega3d_nb.small_vlm.qa import SMALL_VLM_FRAMES
     model, _ = shipped
     clip = eval_set.clips[eval_set.questions[0].clip_index].clip
     text = ''.join(model.chat(clip, 'Which object is closest to the camera in the first frame?', max_new_tokens=12,
@@ -50,14 +51,14 @@ def test_chat_answers_with_text(shipped, eval_set):
 
 def test_eval_questions_match_ground_truth(eval_set):
     "The stored questions are what the ground truth of their clips gives today."
-    from vega3d_nb.small_vlm import spatial_questions
+    from vega3d_nb.small_vlm.qa import spatial_questions
     for q in eval_set.questions[:12]:
         assert q in spatial_questions(eval_set.clips[q.clip_index], q.clip_index)
 
 
 def test_recorded_accuracy_reproduces(shipped, eval_set):
     "Constrained-choice answers on the card's first fixed test questions match the recorded ones."
-    from vega3d_nb.small_vlm import evaluate_choice
+    from vega3d_nb.small_vlm.train import evaluate_choice
     model, card = shipped
     n = card.get('pytest_n', 12)
     sc = evaluate_choice(model, eval_set, indices=range(n), progress=False)
