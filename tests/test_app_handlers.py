@@ -24,7 +24,7 @@ def models(tmp_path_factory):
     shelf = H.BackboneShelf('cpu'); shelf.add(bb)
     fused = load_fused_mllm('tiny-random-qwen2.5-vl', backbone=bb, device='cpu')
     yield H.AppModels(shelf, bb.name, tmp_path_factory.mktemp('app-work'), fused, 'random weights',
-                      scene_frames=5, scene_size=32, n_train_scenes=2, n_test_scenes=1)
+                      scenes=H.SceneSet(n_train=2, n_test=1, n_frames=5, size=32))
     mp.undo()
 
 
@@ -94,97 +94,50 @@ def test_zip_of_images(models, tmp_path):
     assert str(tmp_path) not in str(e.value) and 'frames.zip' in str(e.value)
 
 
-# ---------------------------------------------------------------- features and cache
-def test_slider_moves_reuse_one_forward_per_timestep(models, synth):
-    from vega3d_nb.extractor import count_calls
-    b, s = bb(models), H.Session(clip=synth.clip, scene=synth.scene, name='x')
-    with count_calls(b.denoiser) as calls:
-        v2 = H.features_view(s, b, 300, 2)
-        n_first = len(calls)
-        v0 = H.features_view(s, b, 300, 0)   # another layer at the same t: no forward
-        v3 = H.features_view(s, b, 300, 3)
-    assert n_first == 1 and len(calls) == 1, calls
-    assert not v2.cached and v0.cached and v3.cached and 'Reused cached features' in v0.caption
-    assert v2.grid.layer == 2 and v0.grid.layer == 0 and 'random weights' in v0.caption
-    assert v2.mosaic.dtype == np.uint8 and v2.mosaic.shape[-1] == 3 and not np.array_equal(v2.mosaic, v0.mosaic)
-    with count_calls(b.denoiser) as calls:
-        v = H.features_view(s, b, 600, 2)       # a new timestep: one forward, PCA colours of layer 2 reused
-    assert len(calls) == 1 and not v.cached and len(s.pca) == 3
-    assert H.features_view(s, b, 300, 2, n_noise=2).grid.n_noise == 2  # a different key: a new extraction
-
-
-def test_lru_is_bounded():
-    c = H.LRU(2)
-    for k in 'abc': c.get(k, lambda k=k: k.upper())
-    assert len(c) == 2 and 'a' not in c and c.get('c', lambda: 'no') == 'C' and (c.hits, c.misses) == (1, 3)
-
-
-def test_pca_video_and_labels(models, synth):
+# ---------------------------------------------------------------- views (their library logic is tested in nbs/13_explorer
+# and nbs/13a_explorer_probes): each handler is one explorer call on the session's clip
+def test_view_handlers_call_the_explorer(models, synth):
     b = bb(models)
-    v = H.features_view(synth, b, 300, 1)
-    p = H.pca_video(synth, v, models.workdir)
-    assert p.is_file() and p.stat().st_size > 0
-    from vega3d_nb.io import load_clip
-    back = load_clip(p)
-    assert back.num_frames == synth.clip.num_frames and back.size == (32, 64)
+    v = H.features_view(models, synth, b, 300, 1)
+    assert not v.cached and H.features_view(models, synth, b, 300, 2).cached and v.grid.layer == 1
+    p = H.pca_video(models, synth, v)
+    assert p.is_file() and p.stat().st_size > 0 and H.input_video(models, synth).is_file()
+    d = H.depth_view(models, synth, b, 300, 2, frame=1)
+    assert d.ply_path.is_file() and list(d.table['scored_on'])[0].startswith('this clip')
+    c = H.correspondence_view(models, synth, b, 300, 2, 20, 25)
+    assert len(c.table) == synth.clip.num_frames - 1 and 'Whole clip' in c.summary
+    s = H.sweep_view(models, b, [300], layers=[0, 2], correspondence=False)
+    assert s.csv_path.is_file() and s.pck_fig is None and H.sweep_view(models, b, [300.1], [2, 0], 1, False).cached
+    g = H.gates_view(models, synth, b, 300, 2)
+    assert 0 < g.mean < 1 and len(g.figure.data) == synth.clip.num_frames
+
+
+def test_labels_and_missing_clip(models):
+    b = bb(models)
     assert 'sigma=' in H.timestep_label(b, 300) and H.backbone_controls(b)['n_layers'] == b.num_layers
+    assert H.backbone_controls(b)['t'] == b.default_timestep
     with pytest.raises(ValueError, match='outside'): H.timestep_label(b, 5000)
-    with pytest.raises(ValueError, match='No clip loaded'): H.features_view(H.Session(), b, 300, 1)
-
-
-# ---------------------------------------------------------------- depth, correspondence, sweep
-def test_depth_view_synthetic_and_real(models, synth):
-    b = bb(models)
-    d = H.depth_view(models, synth, b, 300, 2)
-    assert list(d.table['scored_on'])[0].startswith('this clip') and 'held-out test scenes' in set(d.table['scored_on'])
-    assert {'rgb baseline (no weights)', 'constant baseline (no weights)'} <= set(d.table['source'])
-    assert d.ply_path.is_file() and d.ply_path.suffix == '.ply' and 'random weights' in d.note
-    assert 0 <= d.table['none.delta1'].iloc[0] <= 1 and 'ground truth' in [a.text for a in d.depth_fig.layout.annotations]
-    n_probes = len(models.probes)
-    real = H.load_input(models, H.Session(), sample='bikes', num_frames=3, size=32)
-    r = H.depth_view(models, real, b, 300, 2, frame=2)
-    assert len(models.probes) == n_probes, 'the scene-set probe is reused'
-    assert set(r.table['scored_on']) == {'held-out test scenes'} and 'no ground truth' in r.depth_fig.layout.title.text
-    with pytest.raises(ValueError, match='outside the clip'): H.depth_view(models, real, b, 300, 2, frame=7)
+    with pytest.raises(ValueError, match='No clip loaded'): H.features_view(models, H.Session(), b, 300, 1)
 
 
 def test_correspondence_click(models, synth):
-    b = bb(models)
     img = H.frame0_image(synth)
     s = H.display_scale(synth.clip.size)
     assert img.shape[:2] == (32 * s, 32 * s)
     x, y = H.click_to_pixel(synth, (20 * s + 1, 25 * s + 1))
     assert (x, y) == (20, 25)
     with pytest.raises(ValueError, match='outside'): H.click_to_pixel(synth, (40 * s, 0))
-    c = H.correspondence_view(synth, b, 300, 2, x, y)
-    assert len(c.table) == synth.clip.num_frames - 1 and 'PCK@0.10' in c.summary and 'Whole clip' in c.summary
-    assert {'match_x', 'true_x', 'error_px'} <= set(c.table.columns) and c.image.dtype == np.uint8
-    real = H.load_input(models, H.Session(), sample='bikes', num_frames=3, size=32)
-    assert 'No ground truth' in H.correspondence_view(real, b, 300, 2, 5, 5).summary
 
 
-def test_sweep_is_cached_with_csv(models):
-    b = bb(models)
-    s1 = H.sweep_view(models, b, [300], layers=[0, 2], n_seeds=1, correspondence=True)
-    assert not s1.cached and s1.csv_path.is_file() and s1.csv_path.read_text().startswith('# ')
-    df = s1.table
-    assert set(df['source']) >= {'backbone', 'position', 'rgb', 'constant', 'identity'}
-    assert s1.depth_fig is not None and s1.pck_fig is not None
-    s2 = H.sweep_view(models, b, [300.1], layers=[2, 0], n_seeds=1, correspondence=True)  # snaps to the same t
-    assert s2.cached
+def test_parse_numbers():
     assert H.parse_numbers('100, 300 ,') == [100., 300.]
     with pytest.raises(ValueError, match='comma-separated'): H.parse_numbers('a, b')
 
 
 # ---------------------------------------------------------------- fusion gates and chat
-def test_gates(models, synth):
-    fig, mean = H.gates_view(models, synth, bb(models), 300, 2)
-    assert 0 < mean < 1 and 'random weights' in fig.layout.title.text and len(fig.data) == synth.clip.num_frames
+def test_gates_need_a_chat_model(models, synth):
     no = H.AppModels(models.backbones, models.default_backbone, models.workdir, None, 'no chat model here')
     with pytest.raises(ValueError, match='no chat model here'): H.gates_view(no, synth, bb(models), 300, 2)
-    with pytest.MonkeyPatch.context() as mp:   # a fusion without a gate (mode 'add'): a clear message, not a crash
-        mp.setattr(models.mllm.fusion, 'mode', 'add')
-        with pytest.raises(ValueError, match="mode 'add' has no gate"): H.gates_view(models, synth, bb(models), 300, 2)
 
 
 def test_chat_streams_and_labels_the_model(models, synth):
