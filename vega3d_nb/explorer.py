@@ -139,6 +139,7 @@ class Limits:
     max_zip_images: int = 256         # images in an uploaded zip
     max_zip_mb: float = 200.          # uncompressed size of those images
 
+# %% ../nbs/13_explorer.ipynb #c020
 @dataclass
 class ClipInput:
     "A clip to explore, its ground truth when synthetic, and its name; hash and uint8 frames are computed once."
@@ -158,7 +159,7 @@ class ClipInput:
             'synthetic scene with exact ground truth (depth, poses, correspondences)'
         return f'**{self.name}**: {c.num_frames} frames, {c.size[0]}x{c.size[1]} px, {c.fps:.1f} fps, {gt}'
 
-# %% ../nbs/13_explorer.ipynb #c021
+# %% ../nbs/13_explorer.ipynb #c022
 def check_upload(path, limits: Limits) -> Path:
     "Refuse uploads that are too big or of a kind the app cannot read."
     path = Path(path)
@@ -175,7 +176,7 @@ def sample_names() -> list:
     "The bundled samples, the synthetic one (with ground truth) first."
     return sorted(sample_clip_paths(), key=lambda n: (n != SYNTHETIC_SAMPLE, n))
 
-# %% ../nbs/13_explorer.ipynb #c024
+# %% ../nbs/13_explorer.ipynb #c025
 def _read_upload(path: Path, num_frames: int, size: int, limits: Limits, tmp_dir=None) -> ClipInput:
     is_zip = path.suffix.lower() == '.zip'
     try:
@@ -197,7 +198,7 @@ def _read_sample(sample: str, num_frames: int, size: int, limits: Limits) -> Cli
     return ClipInput(load_clip(paths[sample], num_frames=num_frames, size=size, max_pixels=limits.max_pixels),
                      None, sample)
 
-# %% ../nbs/13_explorer.ipynb #c025
+# %% ../nbs/13_explorer.ipynb #c026
 def read_input(upload=None,                # path of an uploaded video, image or .zip of images
                sample: Optional[str] = None,  # else a name from sample_names()
                num_frames: int = 9,        # frames sampled
@@ -215,7 +216,7 @@ def read_input(upload=None,                # path of an uploaded video, image or
     if not sample: raise ValueError("Nothing to load: upload a file or pick a sample.")
     return _read_sample(sample, num_frames, size, limits)
 
-# %% ../nbs/13_explorer.ipynb #c028
+# %% ../nbs/13_explorer.ipynb #c029
 def clip_features(inp: ClipInput, st: ViewSettings,
                   cache: Optional[ExplorerCache] = None,  # memoise the FeatureSet here (kind 'features')
                   layers=None,                            # blocks (default: every block)
@@ -235,7 +236,7 @@ def view_grid(inp: ClipInput, st: ViewSettings, cache: ExplorerCache) -> Feature
     "The grid at the settings' (timestep, layer), from the all-layer features."
     return clip_features(inp, st, cache).get(st.info.t, st.layer)
 
-# %% ../nbs/13_explorer.ipynb #c031
+# %% ../nbs/13_explorer.ipynb #c032
 @dataclass
 class FeatureView:
     "What the Features page shows for one slider position."
@@ -255,7 +256,7 @@ def _feature_caption(grid: FeatureGrid, cached: bool, fixed_colours: bool) -> st
             f'{"Reused cached features (no forward)" if cached else "Ran one forward for all layers at this timestep"}'
             f'{"; colours fitted at the first timestep viewed for this layer" if fixed_colours else ""}.')
 
-# %% ../nbs/13_explorer.ipynb #c032
+# %% ../nbs/13_explorer.ipynb #c033
 def features_view(inp: ClipInput, st: ViewSettings, cache: ExplorerCache,
                   fixed_colours: bool = True,  # reuse the PCA fitted at the first timestep viewed for this layer
                  ) -> FeatureView:
@@ -270,7 +271,7 @@ def features_view(inp: ClipInput, st: ViewSettings, cache: ExplorerCache,
     caption = _feature_caption(grid, cached, fixed_colours)
     return FeatureView(input_vs_pca(inp.frames_u8, rgb), rgb, grid, caption, cached)
 
-# %% ../nbs/13_explorer.ipynb #c036
+# %% ../nbs/13_explorer.ipynb #c037
 def input_video(inp: ClipInput, workdir) -> Path:
     "The loaded clip as an mp4 for the player."
     return save_clip(inp.clip, Path(workdir) / 'videos' / f'input-{inp.clip_hash}.mp4')
@@ -284,7 +285,7 @@ def pca_video(inp: ClipInput, view: FeatureView, workdir) -> Path:
     name = f'pca-{inp.clip_hash}-{g.model_id[-20:]}-t{g.timestep:.0f}-l{g.layer}-{g.n_noise}-{g.seed}.mp4'
     return save_clip(both, Path(workdir) / 'videos' / name.replace('/', '_'))
 
-# %% ../nbs/13_explorer.ipynb #c039
+# %% ../nbs/13_explorer.ipynb #c040
 @dataclass
 class GatesView:
     "What the Fusion gates page shows."

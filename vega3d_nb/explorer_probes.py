@@ -133,7 +133,8 @@ def depth_view(inp: ClipInput, st: ViewSettings, ws: Workspace,
     if inp.scene is not None: fig, table, K, pose = _depth_with_truth(inp, sp, grid, pred, f)
     else: fig, table, K, pose = _depth_without_truth(inp, sp, pred, f)
     pcd = depth_to_point_cloud(pred[f], K, pose, rgb=clip.frames[f])
-    title = f'Point cloud from predicted depth, frame {f}' + (' (assumed 60° field of view)' if inp.scene is None else '')
+    title = f'Point cloud from predicted depth, frame {f}'
+    if inp.scene is None: title += ' (assumed 60° field of view)'
     ply = save_ply(pcd, ws.path('ply', f'depth-{inp.clip_hash}-f{f}.ply'))
     return DepthView(fig, point_cloud_figure(pcd, features=sp.probe, title=title), ply, table, sp.note)
 
