@@ -21,7 +21,8 @@ def models(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv('VEGA3D_CACHE', str(tmp_path_factory.mktemp('scene-cache')))  # scenes render into a private cache
     bb = build_tiny_random_backbone('wan', device='cpu')
-    shelf = H.BackboneShelf('cpu'); shelf.add(bb)
+    shelf = H.BackboneShelf('cpu')
+    shelf.add(bb)
     fused = load_fused_mllm('tiny-random-qwen2.5-vl', backbone=bb, device='cpu')
     yield H.AppModels(shelf, bb.name, tmp_path_factory.mktemp('app-work'), fused, 'random weights',
                       scenes=H.SceneSet(n_train=2, n_test=1, n_frames=5, size=32))
@@ -56,22 +57,29 @@ def test_load_sample_with_and_without_ground_truth(models, synth):
 
 
 def test_upload_errors_are_clear(models, tmp_path):
-    bad = tmp_path / 'corrupt.mp4'; bad.write_bytes(b'\x00\x00\x00\x18ftypmp42' + os.urandom(2000))
+    bad = tmp_path / 'corrupt.mp4'
+    bad.write_bytes(b'\x00\x00\x00\x18ftypmp42' + os.urandom(2000))
     with pytest.raises(ValueError) as e: H.load_input(models, H.Session(), upload=str(bad))
-    assert 'corrupt.mp4' in str(e.value) and str(tmp_path) not in str(e.value)   # the user's file name, not the temp path
-    txt = tmp_path / 'notes.txt'; txt.write_text('hello')
-    with pytest.raises(ValueError, match='unsupported file type .txt'): H.load_input(models, H.Session(), upload=str(txt))
+    assert 'corrupt.mp4' in str(e.value) and str(tmp_path) not in str(e.value)  # the user's file name, not the temp one
+    txt = tmp_path / 'notes.txt'
+    txt.write_text('hello')
+    with pytest.raises(ValueError, match='unsupported file type .txt'):
+        H.load_input(models, H.Session(), upload=str(txt))
     big = H.AppModels(models.backbones, models.default_backbone, models.workdir, limits=H.Limits(max_upload_mb=0.001))
     with pytest.raises(ValueError, match='limited to 0.001 MB'): H.load_input(big, H.Session(), upload=str(bad))
-    with pytest.raises(ValueError, match='frame count must be between 1 and 32'): H.load_input(models, H.Session(), sample='bikes', num_frames=99)
+    with pytest.raises(ValueError, match='frame count must be between 1 and 32'):
+        H.load_input(models, H.Session(), sample='bikes', num_frames=99)
     from vega3d_nb.io import ClipTooLargeError
     tiny = H.AppModels(models.backbones, models.default_backbone, models.workdir, limits=H.Limits(max_pixels=1000))
-    with pytest.raises(ClipTooLargeError, match='max_pixels'): H.load_input(tiny, H.Session(), sample='bikes', num_frames=4, size=32)
+    with pytest.raises(ClipTooLargeError, match='max_pixels'):
+        H.load_input(tiny, H.Session(), sample='bikes', num_frames=4, size=32)
 
 
 def _png(rgb):
     from PIL import Image
-    b = io.BytesIO(); Image.fromarray(rgb).save(b, format='PNG'); return b.getvalue()
+    b = io.BytesIO()
+    Image.fromarray(rgb).save(b, format='PNG')
+    return b.getvalue()
 
 
 def test_zip_of_images(models, tmp_path):
@@ -79,23 +87,26 @@ def test_zip_of_images(models, tmp_path):
     z = tmp_path / 'frames.zip'
     with zipfile.ZipFile(z, 'w') as f:
         for i in range(4): f.writestr(f'clip/{i:02d}.png', _png(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)))
-        f.writestr('clip/readme.txt', 'not an image'); f.writestr('../evil.png', _png(np.zeros((40, 48, 3), np.uint8)))
+        f.writestr('clip/readme.txt', 'not an image')
+        f.writestr('../evil.png', _png(np.zeros((40, 48, 3), np.uint8)))
     s = H.load_input(models, H.Session(), upload=str(z), num_frames=3, size=32)
     assert s.clip.num_frames == 3 and s.clip.size == (32, 32) and s.name == 'frames.zip'
     assert not list(Path(models.workdir).glob('*zip-*')), 'the unpacked images must be removed'
     assert not (tmp_path.parent / 'evil.png').exists()
-    bad = tmp_path / 'bad.zip'; bad.write_bytes(b'PK\x03\x04 nonsense')
+    bad = tmp_path / 'bad.zip'
+    bad.write_bytes(b'PK\x03\x04 nonsense')
     with pytest.raises(ValueError, match='not a readable zip'): H.load_input(models, H.Session(), upload=str(bad))
     empty = tmp_path / 'empty.zip'
     with zipfile.ZipFile(empty, 'w') as f: f.writestr('a.txt', 'x')
     with pytest.raises(ValueError, match='holds no images'): H.load_input(models, H.Session(), upload=str(empty))
     few = H.AppModels(models.backbones, models.default_backbone, models.workdir, limits=H.Limits(max_zip_images=4))
-    with pytest.raises(ValueError, match='holds 5 images; the limit is 4') as e: H.load_input(few, H.Session(), upload=str(z))
+    with pytest.raises(ValueError, match='holds 5 images; the limit is 4') as e:
+        H.load_input(few, H.Session(), upload=str(z))
     assert str(tmp_path) not in str(e.value) and 'frames.zip' in str(e.value)
 
 
-# ---------------------------------------------------------------- views (their library logic is tested in nbs/13_explorer
-# and nbs/13a_explorer_probes): each handler is one explorer call on the session's clip
+# ---------------------------------------------------------------- views: each handler is one explorer call
+# (the explorer's own tests are in nbs/13_explorer.ipynb and nbs/13a_explorer_probes.ipynb)
 def test_view_handlers_call_the_explorer(models, synth):
     b = bb(models)
     v = H.features_view(models, synth, b, 300, 1)
@@ -163,10 +174,12 @@ def test_guarded_turns_errors_into_messages():
     def boom(): raise RuntimeError('kaput')
     @A.guarded
     def gen():
-        yield 1; raise ValueError('stream broke')
+        yield 1
+        raise ValueError('stream broke')
     with pytest.raises(gr.Error, match='frame count'): bad()
     with pytest.raises(gr.Error, match='RuntimeError: kaput'): boom()
-    g = gen(); assert next(g) == 1
+    g = gen()
+    assert next(g) == 1
     with pytest.raises(gr.Error, match='stream broke'): next(g)
 
 
@@ -175,9 +188,11 @@ def test_build_demo_and_import_is_cheap(models):
     import app as A
     demo = A.build_demo(models)
     assert isinstance(demo, gr.Blocks) and A.concurrency_for('cpu') == 1 and A.concurrency_for('cuda:0') == 2
-    code = ("import sys; sys.path.insert(0, 'app'); import app; "
-            "assert 'vega3d_nb.backbones' not in sys.modules and 'vega3d_nb.mllm' not in sys.modules, 'models loaded at import'")
-    subprocess.run([sys.executable, '-c', code], cwd=ROOT, check=True, env=dict(os.environ, GRADIO_ANALYTICS_ENABLED='False'))
+    code = ("import sys\nsys.path.insert(0, 'app')\nimport app\n"
+            "assert 'vega3d_nb.backbones' not in sys.modules and 'vega3d_nb.mllm' not in sys.modules, "
+            "'models loaded at import'")
+    subprocess.run([sys.executable, '-c', code], cwd=ROOT, check=True,
+                   env=dict(os.environ, GRADIO_ANALYTICS_ENABLED='False'))
 
 
 def test_main_rejects_unknown_backbone(capsys):
