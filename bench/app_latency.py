@@ -1,41 +1,53 @@
-"""Slider move -> updated PCA image latency of the app, through its handler functions, cached vs uncached, in one run.
+"""Slider move -> updated PCA image latency of the app, through the explorer service it calls, cached vs uncached.
 
-Uncached: a timestep the session has not seen (one forward for all layers, then PCA). Cached: a layer move at a seen
+Uncached: a timestep the cache has not seen (one forward for all layers, then PCA). Cached: a layer move at a seen
 timestep (no forward, PCA only). Backbone: tiny-random-wan (random weights) unless --backbone is given; CPU by default.
 """
-import argparse, os, statistics, sys, tempfile, time
-from pathlib import Path
+import argparse, os, statistics, time
 
-os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'app'))
-import handlers as H
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def _one_size(bb, size: int, frames: int, reps: int) -> tuple:
+    "Median uncached and cached latencies (s) at one resolution, and the feature grid size."
+    from vega3d_nb import explorer as E
+    inp, cache = E.read_input(sample=E.SYNTHETIC_SAMPLE, num_frames=frames, size=size), E.ExplorerCache()
+    E.features_view(inp, E.view_settings(bb, 500, 0), cache)  # warm-up (the first forward allocates)
+    lo, hi = bb.valid_timestep_range
+    unc, cac = [], []
+    for i in range(reps):
+        t = lo + (hi - lo) * (i + 1) / (reps + 2)
+        v, dt = _timed(lambda: E.features_view(inp, E.view_settings(bb, t, 0), cache))
+        assert not v.cached
+        unc.append(dt)
+        for layer in range(1, bb.num_layers):
+            v, dt = _timed(lambda: E.features_view(inp, E.view_settings(bb, t, layer), cache))
+            assert v.cached
+            cac.append(dt)
+    return statistics.median(unc), statistics.median(cac), v.grid.grid_size
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--backbone', default='tiny-random-wan'); p.add_argument('--device', default='cpu')
-    p.add_argument('--frames', type=int, default=9); p.add_argument('--sizes', default='64,128'); p.add_argument('--reps', type=int, default=5)
+    p.add_argument('--backbone', default='tiny-random-wan')
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--frames', type=int, default=9)
+    p.add_argument('--sizes', default='64,128')
+    p.add_argument('--reps', type=int, default=5)
     a = p.parse_args(argv)
-    shelf = H.BackboneShelf(a.device)
-    bb = shelf.get(a.backbone)
-    models = H.AppModels(shelf, bb.name, Path(tempfile.mkdtemp(prefix='vega3d-bench-')))
-    lo, hi = H.backbone_controls(bb)['t_min'], H.backbone_controls(bb)['t_max']
-    print(f'{bb.name} ({bb.weights_label}) on {bb.device}, {bb.num_layers} layers; {a.frames} frames of the synthetic sample; median of {a.reps}')
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    from vega3d_nb.backbones import load_backbone
+    bb = load_backbone(a.backbone, device=a.device)
+    print(f'{bb.name} ({bb.weights_label}) on {bb.device}, {bb.num_layers} layers; {a.frames} frames of the synthetic '
+          f'sample; median of {a.reps}')
     print(f'{"size":>6} {"grid":>7} {"uncached ms":>12} {"cached ms":>10} {"speed-up":>9}')
     for size in [int(s) for s in a.sizes.split(',')]:
-        s = H.load_input(models, H.Session(), sample=H.SYNTHETIC_SAMPLE, num_frames=a.frames, size=size)
-        H.features_view(s, bb, 500, 0)  # warm-up (first forward allocates)
-        ts = [lo + (hi - lo) * (i + 1) / (a.reps + 2) for i in range(a.reps)]
-        unc, cac = [], []
-        for i, t in enumerate(ts):
-            t0 = time.perf_counter(); v = H.features_view(s, bb, t, 0); unc.append(time.perf_counter() - t0)
-            assert not v.cached
-            for layer in range(1, bb.num_layers):
-                t0 = time.perf_counter(); v = H.features_view(s, bb, t, layer); cac.append(time.perf_counter() - t0)
-                assert v.cached
-        u, c = statistics.median(unc) * 1e3, statistics.median(cac) * 1e3
-        print(f'{size:>6} {"x".join(map(str, v.grid.grid_size)):>7} {u:>12.0f} {c:>10.1f} {u / c:>8.0f}x')
-    H.cleanup(models.workdir)
+        u, c, grid = _one_size(bb, size, a.frames, a.reps)
+        print(f'{size:>6} {"x".join(map(str, grid)):>7} {u * 1e3:>12.0f} {c * 1e3:>10.1f} {u / c:>8.0f}x')
 
 
 if __name__ == '__main__':

@@ -1,10 +1,10 @@
 """The app in a real browser: headless Debian chromium driven by Playwright (never `playwright install`).
 
-Launches `app/app.py` on a free loopback port with the tiny-random backbone, loads the bundled synthetic sample, moves the
-layer slider and checks the PCA image changes, clicks a correspondence point, fits the depth probe, computes the fusion
-gates, asks one chat question, uploads a corrupt
-file and checks the error message while the page keeps working. Every request leaving 127.0.0.1 is blocked and must not
-happen. Screenshots go to a temp dir (printed; kept when VEGA3D_KEEP_SCREENSHOTS=1).
+Launches `app/app.py` on a free loopback port with the tiny-random backbone, loads the bundled synthetic sample, moves
+the layer slider and checks the PCA image changes, clicks a correspondence point, fits the depth probe, computes the
+fusion gates, asks one chat question, uploads a corrupt file and checks the error message while the page keeps working.
+Every request leaving 127.0.0.1 is blocked and must not happen. Screenshots go to a temp dir (printed; kept when
+VEGA3D_KEEP_SCREENSHOTS=1).
 """
 import os, shutil, socket, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
@@ -25,7 +25,8 @@ from playwright.sync_api import sync_playwright, expect
 
 def _free_port() -> int:
     with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope='module')
@@ -34,25 +35,31 @@ def app_url():
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED='False', HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1',
                PYTHONUNBUFFERED='1', NO_PROXY='127.0.0.1,localhost', no_proxy='127.0.0.1,localhost')
     log = tempfile.NamedTemporaryFile('w+', prefix='vega3d-app-', suffix='.log', delete=False)
-    proc = subprocess.Popen([sys.executable, str(ROOT / 'app' / 'app.py'), '--backbone', 'tiny-random-wan', '--mllm', 'tiny-random-qwen2.5-vl', '--device', 'cpu',
-                             '--host', '127.0.0.1', '--port', str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    cmd = [sys.executable, str(ROOT / 'app' / 'app.py'), '--backbone', 'tiny-random-wan',
+           '--mllm', 'tiny-random-qwen2.5-vl', '--device', 'cpu', '--host', '127.0.0.1', '--port', str(port)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    tail = lambda: Path(log.name).read_text()[-3000:]
     url = f'http://127.0.0.1:{port}/'
     try:
         deadline = time.time() + 120
         while True:
-            if proc.poll() is not None: pytest.fail(f'the app exited with {proc.returncode}:\n{Path(log.name).read_text()[-3000:]}')
+            if proc.poll() is not None: pytest.fail(f'the app exited with {proc.returncode}:\n{tail()}')
             try:
-                urllib.request.urlopen(url, timeout=2); break
+                urllib.request.urlopen(url, timeout=2)
+                break
             except OSError:
-                if time.time() > deadline: pytest.fail(f'the app did not start in 120 s:\n{Path(log.name).read_text()[-3000:]}')
+                if time.time() > deadline: pytest.fail(f'the app did not start in 120 s:\n{tail()}')
                 time.sleep(0.5)
         yield url
-        assert proc.poll() is None, f'the app died during the test:\n{Path(log.name).read_text()[-3000:]}'
+        assert proc.poll() is None, f'the app died during the test:\n{tail()}'
     finally:
         proc.terminate()
         try: proc.wait(15)
-        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
-        out = Path(log.name).read_text(); Path(log.name).unlink()
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        out = Path(log.name).read_text()
+        Path(log.name).unlink()
     scratch = [l.split('scratch ', 1)[1].strip() for l in out.splitlines() if 'scratch ' in l]
     assert scratch and not Path(scratch[0]).exists(), f'the app left its scratch folder behind: {scratch}'
 
@@ -73,7 +80,8 @@ def _wait_new_src(page, elem_id: str, old: str, timeout: float = 60):
 
 def _set_slider(page, elem_id: str, value):
     box = page.locator(f'#{elem_id} input[type=number]')
-    box.fill(str(value)); box.press('Enter')
+    box.fill(str(value))
+    box.press('Enter')
 
 
 def test_app_in_a_real_browser(app_url, capsys):
@@ -85,8 +93,11 @@ def test_app_in_a_real_browser(app_url, capsys):
         try:
             page = browser.new_page(viewport={'width': 1400, 'height': 1100})
             def only_loopback(route):
-                if route.request.url.startswith(('http://127.0.0.1', 'ws://127.0.0.1', 'data:', 'blob:')): route.continue_()
-                else: external.append(route.request.url); route.abort()
+                if route.request.url.startswith(('http://127.0.0.1', 'ws://127.0.0.1', 'data:', 'blob:')):
+                    route.continue_()
+                else:
+                    external.append(route.request.url)
+                    route.abort()
             page.route('**/*', only_loopback)
             page.goto(app_url, wait_until='load')
             page.wait_for_selector('#load_btn', timeout=60_000)
@@ -136,8 +147,10 @@ def test_app_in_a_real_browser(app_url, capsys):
             page.locator('#chat_box textarea').press('Enter')
             bot = page.locator('#chatbot .message.bot, #chatbot [data-testid="bot"]').last
             bot.wait_for(timeout=90_000)
-            page.wait_for_function("""() => { const m = document.querySelectorAll('#chatbot .message.bot, #chatbot [data-testid="bot"]');
-                                             return m.length && m[m.length - 1].innerText.trim().length > 0; }""", timeout=90_000)
+            page.wait_for_function("""() => {
+                const m = document.querySelectorAll('#chatbot .message.bot, #chatbot [data-testid="bot"]');
+                return m.length && m[m.length - 1].innerText.trim().length > 0;
+            }""", timeout=90_000)
             assert bot.inner_text().strip()
             page.screenshot(path=str(shots / '5-chat.png'), full_page=True)
 
@@ -149,7 +162,8 @@ def test_app_in_a_real_browser(app_url, capsys):
             toast = page.locator('.toast-body, [data-testid="toast-body"]').first
             toast.wait_for(timeout=60_000)
             msg = toast.inner_text()
-            assert 'corrupt.mp4' in msg and 'Could not read' in msg and 'Traceback' not in msg and '/tmp/' not in msg, msg
+            assert 'corrupt.mp4' in msg and 'Could not read' in msg, msg
+            assert 'Traceback' not in msg and '/tmp/' not in msg, msg
             page.screenshot(path=str(shots / '6-corrupt-upload.png'), full_page=True)
             expect(page.locator('#input_info')).to_contain_text('scene_orbit')  # the loaded clip is still there
 

@@ -21,10 +21,11 @@ def models(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv('VEGA3D_CACHE', str(tmp_path_factory.mktemp('scene-cache')))  # scenes render into a private cache
     bb = build_tiny_random_backbone('wan', device='cpu')
-    shelf = H.BackboneShelf('cpu'); shelf.add(bb)
+    shelf = H.BackboneShelf('cpu')
+    shelf.add(bb)
     fused = load_fused_mllm('tiny-random-qwen2.5-vl', backbone=bb, device='cpu')
     yield H.AppModels(shelf, bb.name, tmp_path_factory.mktemp('app-work'), fused, 'random weights',
-                      scene_frames=5, scene_size=32, n_train_scenes=2, n_test_scenes=1)
+                      scenes=H.SceneSet(n_train=2, n_test=1, n_frames=5, size=32))
     mp.undo()
 
 
@@ -56,22 +57,29 @@ def test_load_sample_with_and_without_ground_truth(models, synth):
 
 
 def test_upload_errors_are_clear(models, tmp_path):
-    bad = tmp_path / 'corrupt.mp4'; bad.write_bytes(b'\x00\x00\x00\x18ftypmp42' + os.urandom(2000))
+    bad = tmp_path / 'corrupt.mp4'
+    bad.write_bytes(b'\x00\x00\x00\x18ftypmp42' + os.urandom(2000))
     with pytest.raises(ValueError) as e: H.load_input(models, H.Session(), upload=str(bad))
-    assert 'corrupt.mp4' in str(e.value) and str(tmp_path) not in str(e.value)   # the user's file name, not the temp path
-    txt = tmp_path / 'notes.txt'; txt.write_text('hello')
-    with pytest.raises(ValueError, match='unsupported file type .txt'): H.load_input(models, H.Session(), upload=str(txt))
+    assert 'corrupt.mp4' in str(e.value) and str(tmp_path) not in str(e.value)  # the user's file name, not the temp one
+    txt = tmp_path / 'notes.txt'
+    txt.write_text('hello')
+    with pytest.raises(ValueError, match='unsupported file type .txt'):
+        H.load_input(models, H.Session(), upload=str(txt))
     big = H.AppModels(models.backbones, models.default_backbone, models.workdir, limits=H.Limits(max_upload_mb=0.001))
     with pytest.raises(ValueError, match='limited to 0.001 MB'): H.load_input(big, H.Session(), upload=str(bad))
-    with pytest.raises(ValueError, match='frame count must be between 1 and 32'): H.load_input(models, H.Session(), sample='bikes', num_frames=99)
+    with pytest.raises(ValueError, match='frame count must be between 1 and 32'):
+        H.load_input(models, H.Session(), sample='bikes', num_frames=99)
     from vega3d_nb.io import ClipTooLargeError
     tiny = H.AppModels(models.backbones, models.default_backbone, models.workdir, limits=H.Limits(max_pixels=1000))
-    with pytest.raises(ClipTooLargeError, match='max_pixels'): H.load_input(tiny, H.Session(), sample='bikes', num_frames=4, size=32)
+    with pytest.raises(ClipTooLargeError, match='max_pixels'):
+        H.load_input(tiny, H.Session(), sample='bikes', num_frames=4, size=32)
 
 
 def _png(rgb):
     from PIL import Image
-    b = io.BytesIO(); Image.fromarray(rgb).save(b, format='PNG'); return b.getvalue()
+    b = io.BytesIO()
+    Image.fromarray(rgb).save(b, format='PNG')
+    return b.getvalue()
 
 
 def test_zip_of_images(models, tmp_path):
@@ -79,112 +87,68 @@ def test_zip_of_images(models, tmp_path):
     z = tmp_path / 'frames.zip'
     with zipfile.ZipFile(z, 'w') as f:
         for i in range(4): f.writestr(f'clip/{i:02d}.png', _png(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)))
-        f.writestr('clip/readme.txt', 'not an image'); f.writestr('../evil.png', _png(np.zeros((40, 48, 3), np.uint8)))
+        f.writestr('clip/readme.txt', 'not an image')
+        f.writestr('../evil.png', _png(np.zeros((40, 48, 3), np.uint8)))
     s = H.load_input(models, H.Session(), upload=str(z), num_frames=3, size=32)
     assert s.clip.num_frames == 3 and s.clip.size == (32, 32) and s.name == 'frames.zip'
     assert not list(Path(models.workdir).glob('*zip-*')), 'the unpacked images must be removed'
     assert not (tmp_path.parent / 'evil.png').exists()
-    bad = tmp_path / 'bad.zip'; bad.write_bytes(b'PK\x03\x04 nonsense')
+    bad = tmp_path / 'bad.zip'
+    bad.write_bytes(b'PK\x03\x04 nonsense')
     with pytest.raises(ValueError, match='not a readable zip'): H.load_input(models, H.Session(), upload=str(bad))
     empty = tmp_path / 'empty.zip'
     with zipfile.ZipFile(empty, 'w') as f: f.writestr('a.txt', 'x')
     with pytest.raises(ValueError, match='holds no images'): H.load_input(models, H.Session(), upload=str(empty))
     few = H.AppModels(models.backbones, models.default_backbone, models.workdir, limits=H.Limits(max_zip_images=4))
-    with pytest.raises(ValueError, match='holds 5 images; the limit is 4') as e: H.load_input(few, H.Session(), upload=str(z))
+    with pytest.raises(ValueError, match='holds 5 images; the limit is 4') as e:
+        H.load_input(few, H.Session(), upload=str(z))
     assert str(tmp_path) not in str(e.value) and 'frames.zip' in str(e.value)
 
 
-# ---------------------------------------------------------------- features and cache
-def test_slider_moves_reuse_one_forward_per_timestep(models, synth):
-    from vega3d_nb.extractor import count_calls
-    b, s = bb(models), H.Session(clip=synth.clip, scene=synth.scene, name='x')
-    with count_calls(b.denoiser) as calls:
-        v2 = H.features_view(s, b, 300, 2)
-        n_first = len(calls)
-        v0 = H.features_view(s, b, 300, 0)   # another layer at the same t: no forward
-        v3 = H.features_view(s, b, 300, 3)
-    assert n_first == 1 and len(calls) == 1, calls
-    assert not v2.cached and v0.cached and v3.cached and 'Reused cached features' in v0.caption
-    assert v2.grid.layer == 2 and v0.grid.layer == 0 and 'random weights' in v0.caption
-    assert v2.mosaic.dtype == np.uint8 and v2.mosaic.shape[-1] == 3 and not np.array_equal(v2.mosaic, v0.mosaic)
-    with count_calls(b.denoiser) as calls:
-        v = H.features_view(s, b, 600, 2)       # a new timestep: one forward, PCA colours of layer 2 reused
-    assert len(calls) == 1 and not v.cached and len(s.pca) == 3
-    assert H.features_view(s, b, 300, 2, n_noise=2).grid.n_noise == 2  # a different key: a new extraction
-
-
-def test_lru_is_bounded():
-    c = H.LRU(2)
-    for k in 'abc': c.get(k, lambda k=k: k.upper())
-    assert len(c) == 2 and 'a' not in c and c.get('c', lambda: 'no') == 'C' and (c.hits, c.misses) == (1, 3)
-
-
-def test_pca_video_and_labels(models, synth):
+# ---------------------------------------------------------------- views: each handler is one explorer call
+# (the explorer's own tests are in nbs/13_explorer.ipynb and nbs/13a_explorer_probes.ipynb)
+def test_view_handlers_call_the_explorer(models, synth):
     b = bb(models)
-    v = H.features_view(synth, b, 300, 1)
-    p = H.pca_video(synth, v, models.workdir)
-    assert p.is_file() and p.stat().st_size > 0
-    from vega3d_nb.io import load_clip
-    back = load_clip(p)
-    assert back.num_frames == synth.clip.num_frames and back.size == (32, 64)
+    v = H.features_view(models, synth, b, 300, 1)
+    assert not v.cached and H.features_view(models, synth, b, 300, 2).cached and v.grid.layer == 1
+    p = H.pca_video(models, synth, v)
+    assert p.is_file() and p.stat().st_size > 0 and H.input_video(models, synth).is_file()
+    d = H.depth_view(models, synth, b, 300, 2, frame=1)
+    assert d.ply_path.is_file() and list(d.table['scored_on'])[0].startswith('this clip')
+    c = H.correspondence_view(models, synth, b, 300, 2, 20, 25)
+    assert len(c.table) == synth.clip.num_frames - 1 and 'Whole clip' in c.summary
+    s = H.sweep_view(models, b, [300], layers=[0, 2], correspondence=False)
+    assert s.csv_path.is_file() and s.pck_fig is None and H.sweep_view(models, b, [300.1], [2, 0], 1, False).cached
+    g = H.gates_view(models, synth, b, 300, 2)
+    assert 0 < g.mean < 1 and len(g.figure.data) == synth.clip.num_frames
+
+
+def test_labels_and_missing_clip(models):
+    b = bb(models)
     assert 'sigma=' in H.timestep_label(b, 300) and H.backbone_controls(b)['n_layers'] == b.num_layers
+    assert H.backbone_controls(b)['t'] == b.default_timestep
     with pytest.raises(ValueError, match='outside'): H.timestep_label(b, 5000)
-    with pytest.raises(ValueError, match='No clip loaded'): H.features_view(H.Session(), b, 300, 1)
-
-
-# ---------------------------------------------------------------- depth, correspondence, sweep
-def test_depth_view_synthetic_and_real(models, synth):
-    b = bb(models)
-    d = H.depth_view(models, synth, b, 300, 2)
-    assert list(d.table['scored_on'])[0].startswith('this clip') and 'held-out test scenes' in set(d.table['scored_on'])
-    assert {'rgb baseline (no weights)', 'constant baseline (no weights)'} <= set(d.table['source'])
-    assert d.ply_path.is_file() and d.ply_path.suffix == '.ply' and 'random weights' in d.note
-    assert 0 <= d.table['none.delta1'].iloc[0] <= 1 and 'ground truth' in [a.text for a in d.depth_fig.layout.annotations]
-    n_probes = len(models.probes)
-    real = H.load_input(models, H.Session(), sample='bikes', num_frames=3, size=32)
-    r = H.depth_view(models, real, b, 300, 2, frame=2)
-    assert len(models.probes) == n_probes, 'the scene-set probe is reused'
-    assert set(r.table['scored_on']) == {'held-out test scenes'} and 'no ground truth' in r.depth_fig.layout.title.text
-    with pytest.raises(ValueError, match='outside the clip'): H.depth_view(models, real, b, 300, 2, frame=7)
+    with pytest.raises(ValueError, match='No clip loaded'): H.features_view(models, H.Session(), b, 300, 1)
 
 
 def test_correspondence_click(models, synth):
-    b = bb(models)
     img = H.frame0_image(synth)
     s = H.display_scale(synth.clip.size)
     assert img.shape[:2] == (32 * s, 32 * s)
     x, y = H.click_to_pixel(synth, (20 * s + 1, 25 * s + 1))
     assert (x, y) == (20, 25)
     with pytest.raises(ValueError, match='outside'): H.click_to_pixel(synth, (40 * s, 0))
-    c = H.correspondence_view(synth, b, 300, 2, x, y)
-    assert len(c.table) == synth.clip.num_frames - 1 and 'PCK@0.10' in c.summary and 'Whole clip' in c.summary
-    assert {'match_x', 'true_x', 'error_px'} <= set(c.table.columns) and c.image.dtype == np.uint8
-    real = H.load_input(models, H.Session(), sample='bikes', num_frames=3, size=32)
-    assert 'No ground truth' in H.correspondence_view(real, b, 300, 2, 5, 5).summary
 
 
-def test_sweep_is_cached_with_csv(models):
-    b = bb(models)
-    s1 = H.sweep_view(models, b, [300], layers=[0, 2], n_seeds=1, correspondence=True)
-    assert not s1.cached and s1.csv_path.is_file() and s1.csv_path.read_text().startswith('# ')
-    df = s1.table
-    assert set(df['source']) >= {'backbone', 'position', 'rgb', 'constant', 'identity'}
-    assert s1.depth_fig is not None and s1.pck_fig is not None
-    s2 = H.sweep_view(models, b, [300.1], layers=[2, 0], n_seeds=1, correspondence=True)  # snaps to the same t
-    assert s2.cached
+def test_parse_numbers():
     assert H.parse_numbers('100, 300 ,') == [100., 300.]
     with pytest.raises(ValueError, match='comma-separated'): H.parse_numbers('a, b')
 
 
 # ---------------------------------------------------------------- fusion gates and chat
-def test_gates(models, synth):
-    fig, mean = H.gates_view(models, synth, bb(models), 300, 2)
-    assert 0 < mean < 1 and 'random weights' in fig.layout.title.text and len(fig.data) == synth.clip.num_frames
+def test_gates_need_a_chat_model(models, synth):
     no = H.AppModels(models.backbones, models.default_backbone, models.workdir, None, 'no chat model here')
     with pytest.raises(ValueError, match='no chat model here'): H.gates_view(no, synth, bb(models), 300, 2)
-    with pytest.MonkeyPatch.context() as mp:   # a fusion without a gate (mode 'add'): a clear message, not a crash
-        mp.setattr(models.mllm.fusion, 'mode', 'add')
-        with pytest.raises(ValueError, match="mode 'add' has no gate"): H.gates_view(models, synth, bb(models), 300, 2)
 
 
 def test_chat_streams_and_labels_the_model(models, synth):
@@ -210,10 +174,12 @@ def test_guarded_turns_errors_into_messages():
     def boom(): raise RuntimeError('kaput')
     @A.guarded
     def gen():
-        yield 1; raise ValueError('stream broke')
+        yield 1
+        raise ValueError('stream broke')
     with pytest.raises(gr.Error, match='frame count'): bad()
     with pytest.raises(gr.Error, match='RuntimeError: kaput'): boom()
-    g = gen(); assert next(g) == 1
+    g = gen()
+    assert next(g) == 1
     with pytest.raises(gr.Error, match='stream broke'): next(g)
 
 
@@ -222,9 +188,11 @@ def test_build_demo_and_import_is_cheap(models):
     import app as A
     demo = A.build_demo(models)
     assert isinstance(demo, gr.Blocks) and A.concurrency_for('cpu') == 1 and A.concurrency_for('cuda:0') == 2
-    code = ("import sys; sys.path.insert(0, 'app'); import app; "
-            "assert 'vega3d_nb.backbones' not in sys.modules and 'vega3d_nb.mllm' not in sys.modules, 'models loaded at import'")
-    subprocess.run([sys.executable, '-c', code], cwd=ROOT, check=True, env=dict(os.environ, GRADIO_ANALYTICS_ENABLED='False'))
+    code = ("import sys\nsys.path.insert(0, 'app')\nimport app\n"
+            "assert 'vega3d_nb.backbones' not in sys.modules and 'vega3d_nb.mllm' not in sys.modules, "
+            "'models loaded at import'")
+    subprocess.run([sys.executable, '-c', code], cwd=ROOT, check=True,
+                   env=dict(os.environ, GRADIO_ANALYTICS_ENABLED='False'))
 
 
 def test_main_rejects_unknown_backbone(capsys):
