@@ -14,7 +14,8 @@ import torch
 
 from vega3d_nb.core import Clip, default_device
 from vega3d_nb.fusion import AdaptiveGatedFusion
-from vega3d_nb.mllm import FusedMLLM, build_tiny_random_qwen25vl
+from vega3d_nb.mllm.adapters import build_tiny_random_qwen25vl
+from vega3d_nb.mllm.fused import FusedMLLM
 
 
 def _sync(device):
@@ -22,7 +23,10 @@ def _sync(device):
 
 
 def _timed(fn, device):
-    _sync(device); t0 = time.perf_counter(); fn(); _sync(device)
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
     return time.perf_counter() - t0
 
 
@@ -31,7 +35,7 @@ def real_size_models(device, dtype):
     import transformers as tf
     from diffusers import AutoencoderKLWan, WanTransformer3DModel, FlowMatchEulerDiscreteScheduler
     from vega3d_nb.backbones import Backbone
-    from vega3d_nb.mllm import (Qwen25VLAdapter, build_tiny_chat_tokenizer, _images_only_processor_cls,
+    from vega3d_nb.mllm.adapters import (Qwen25VLAdapter, build_tiny_chat_tokenizer, _images_only_processor_cls,
                                 QWEN_SPECIAL_TOKENS, QWEN_TINY_CHAT_TEMPLATE)
     tok = build_tiny_chat_tokenizer()  # a small tokenizer: ids fit in the real vocabulary; text is irrelevant here
     ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
@@ -46,7 +50,8 @@ def real_size_models(device, dtype):
                               vision_start_token_id=ids['<|vision_start|>'], vision_end_token_id=ids['<|vision_end|>'])
     with torch.device(device): model = tf.Qwen2_5_VLForConditionalGeneration(cfg).to(dtype).eval()
     ip = tf.Qwen2VLImageProcessorPil(min_pixels=16 * 28 * 28, max_pixels=576 * 28 * 28)
-    proc = _images_only_processor_cls()(image_processor=ip, tokenizer=tok, video_processor=None, chat_template=QWEN_TINY_CHAT_TEMPLATE)
+    proc = _images_only_processor_cls()(image_processor=ip, tokenizer=tok, video_processor=None,
+                                        chat_template=QWEN_TINY_CHAT_TEMPLATE)
     vlm = Qwen25VLAdapter(model, proc, 'Qwen2.5-VL-3B config', 'random-init')
     with torch.device(device):
         den = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=12, attention_head_dim=128, in_channels=16,
@@ -66,8 +71,7 @@ def tiny_models(device):
     wan = build_tiny_random_backbone('wan', device=device)
     vlm = build_tiny_random_qwen25vl(device=device)
     fusion = AdaptiveGatedFusion(vlm.hidden_size, wan.feat_dim, 'token_gated_residual', align='bilinear', projector='merger2x2')
-    torch.manual_seed(0)
-    return FusedMLLM(vlm, fusion, backbone=wan), Clip(torch.rand(8, 3, 112, 112))
+    return FusedMLLM(vlm, fusion, backbone=wan), Clip(torch.rand(8, 3, 112, 112, generator=torch.Generator().manual_seed(0)))
 
 
 def main():
@@ -90,8 +94,9 @@ def main():
         'fused path (+ generative extract + fusion)': lambda: prefill(fused.encode(clip)),
         '  of which: generative extract': lambda: fused.generative_tokens(clip),
     }
-    gen = fused.generative_tokens(clip); sem = fused.encode(clip, semantic_only=True)
-    steps['  of which: fusion (align + merger + gate)'] = lambda: fused.fuse(sem, gen)
+    gen = fused.generative_tokens(clip)
+    sem = fused.encode(clip, semantic_only=True)
+    steps['  of which: fusion (align + merger + gate)'] = lambda: fused.fuse_tokens(sem, gen)
     for fn in steps.values(): fn()  # warm-up
     times = {k: [] for k in steps}
     for _ in range(args.repeats):

@@ -8,7 +8,8 @@ import torch
 
 from vega3d_nb.core import Clip, FeatureGrid
 from vega3d_nb.fusion import AdaptiveGatedFusion
-from vega3d_nb.mllm import FusedMLLM, build_tiny_random_qwen25vl
+from vega3d_nb.mllm.adapters import build_tiny_random_qwen25vl
+from vega3d_nb.mllm.fused import FusedMLLM
 
 
 @pytest.fixture(scope='module')

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from .core import Clip, SceneClip, default_device, logger
 from .fusion import AdaptiveGatedFusion
-from .mllm import EmbedsLMAdapter, FusedMLLM, VisualTokens, build_tiny_chat_tokenizer
+from .mllm.adapters import EmbedsLMAdapter, VisualTokens, build_tiny_chat_tokenizer
+from .mllm.fused import FusedMLLM
 from .scenes import CAMERA_PATHS, SceneDataset, make_scene
 
 # %% auto #0
@@ -602,6 +603,6 @@ def load_chat_model(name:str=SMALL_VLM_NAME, # 'vega3d-small-vlm' or a name `loa
                     backbone=None, # the generative backbone to fuse
                     device=None) -> FusedMLLM:
     "The fused chat model called `name`, with `backbone` as its generative stream."
-    from vega3d_nb.mllm import load_fused_mllm
+    from vega3d_nb.mllm.fused import load_fused_mllm
     if name == SMALL_VLM_NAME: return load_small_vlm(backbone=backbone, device=device)
     return load_fused_mllm(name, backbone=backbone, device=device)

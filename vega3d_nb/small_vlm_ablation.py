@@ -17,7 +17,7 @@ from fastcore.script import call_parse
 from tqdm.auto import tqdm
 
 from .core import logger
-from .mllm import FusedMLLM
+from .mllm.fused import FusedMLLM
 from .small_vlm import (QUESTION_TYPES, SMALL_VLM_ASSETS, SMALL_VLM_FRAMES, SMOLLM2_GGUF, FusionTrainLog, QAScores,
                                  SpatialQASet, build_small_vlm, chance_baseline, evaluate_choice, fused_tokens, generative_features,
                                  load_smollm2, load_trainable_state, majority_baseline, make_spatial_qa, save_small_vlm,
