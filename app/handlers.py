@@ -245,7 +245,8 @@ def features_view(session: Session, backbone, t: float, layer: int, n_noise: int
                   fixed_colours: bool = True,  # reuse the PCA fitted at the first timestep for this layer
                  ) -> FeatureView:
     "PCA colouring of the (t, layer) features of every frame, next to the input frames."
-    from vega3d_nb.viz import input_vs_pca, pca_rgb
+    from vega3d_nb.mosaic import input_vs_pca
+    from vega3d_nb.viz import pca_rgb
     clip = session.require_clip()
     hits = session.features.hits
     grid = get_grid(session, backbone, t, layer, n_noise, seed)
@@ -262,7 +263,7 @@ def features_view(session: Session, backbone, t: float, layer: int, n_noise: int
 
 def pca_video(session: Session, view: FeatureView, workdir) -> Path:
     "An mp4 of the input and its PCA colouring side by side."
-    from vega3d_nb.viz import upsample_nearest
+    from vega3d_nb.mosaic import upsample_nearest
     clip = session.require_clip()
     up = torch.from_numpy(upsample_nearest(view.pca, clip.size)).permute(0, 3, 1, 2).clamp(0, 1)
     both = Clip(torch.cat([clip.frames, up], dim=-1).contiguous(), fps=clip.fps)
@@ -348,7 +349,8 @@ def depth_view(models: AppModels, session: Session, backbone, t: float, layer: i
     "Depth of the current clip from the scene-set probe, its point cloud and PLY; metrics when the clip has ground truth."
     from vega3d_nb.metrics import evaluate_depth
     from vega3d_nb.scenes import intrinsics
-    from vega3d_nb.viz import depth_figure, depth_to_point_cloud, point_cloud_figure, save_ply
+    from vega3d_nb.viz import depth_figure
+    from vega3d_nb.viz3d import depth_to_point_cloud, point_cloud_figure, save_ply
     clip = session.require_clip()
     if not 0 <= int(frame) < clip.num_frames: raise ValueError(f"frame {frame} is outside the clip's {clip.num_frames} frames")
     sp = fit_scene_probe(models, backbone, t, layer, n_noise, seed, progress)
@@ -376,7 +378,7 @@ def depth_view(models: AppModels, session: Session, backbone, t: float, layer: i
 # ---------------------------------------------------------------- correspondence
 def frame0_image(session: Session) -> np.ndarray:
     "Frame 0, upscaled for clicking."
-    from vega3d_nb.viz import mark_points
+    from vega3d_nb.mosaic import mark_points
     clip = session.require_clip()
     return mark_points(session.frames_u8[0], [], display_scale(clip.size))
 
@@ -403,7 +405,7 @@ def correspondence_view(session: Session, backbone, t: float, layer: int, x: int
     "Cosine nearest-neighbour matches of pixel (x, y) of frame 0 in every other frame; truth and PCK on synthetic clips."
     from vega3d_nb.probes import evaluate_correspondence, match_correspondences, temporal_index
     from vega3d_nb.scenes import correspondences
-    from vega3d_nb.viz import mark_points, tile_frames
+    from vega3d_nb.mosaic import mark_points, tile_frames
     clip = session.require_clip()
     grid = get_grid(session, backbone, t, layer, n_noise, seed)
     T, (H, W) = clip.num_frames, clip.size
