@@ -17,7 +17,7 @@ from vega3d_nb.core import logger, weights_label
 from vega3d_nb.explorer import LRU, SYNTHETIC_SAMPLE, Limits, SceneSet, Workspace, sample_names
 from vega3d_nb.explorer_probes import display_scale
 from vega3d_nb.io import IMAGE_EXTS, VIDEO_EXTS
-from vega3d_nb.viz import mark_points
+from vega3d_nb.mosaic import mark_points
 
 NO_CLIP = "No clip loaded yet: upload a video, image or zip of images, or pick a sample, then press Load."
 

@@ -1,6 +1,6 @@
 """Cost of the generative branch: per-clip latency of the fused path (extract + fuse) vs the semantic-only path.
 
-    python bench/fusion.py                 # tiny random models on CPU (what CI and this machine can run)
+    python bench/fusion.py                 # tiny random models on the CPU
     python bench/fusion.py --real-size     # Qwen2.5-VL-3B config + Wan2.1-1.3B config, random weights (needs a GPU)
 
 Both paths run the same steps for one clip with caching off: the VLM's own visual tokens, then (fused path only)
@@ -14,7 +14,8 @@ import torch
 
 from vega3d_nb.core import Clip, default_device
 from vega3d_nb.fusion import AdaptiveGatedFusion
-from vega3d_nb.mllm import FusedMLLM, build_tiny_random_qwen25vl
+from vega3d_nb.mllm.adapters import build_tiny_random_qwen25vl
+from vega3d_nb.mllm.fused import FusedMLLM
 
 
 def _sync(device):
@@ -22,7 +23,10 @@ def _sync(device):
 
 
 def _timed(fn, device):
-    _sync(device); t0 = time.perf_counter(); fn(); _sync(device)
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
     return time.perf_counter() - t0
 
 
@@ -31,14 +35,14 @@ def real_size_models(device, dtype):
     import transformers as tf
     from diffusers import AutoencoderKLWan, WanTransformer3DModel, FlowMatchEulerDiscreteScheduler
     from vega3d_nb.backbones import Backbone
-    from vega3d_nb.mllm import (Qwen25VLAdapter, build_tiny_chat_tokenizer, _images_only_processor_cls,
-                                QWEN_SPECIAL_TOKENS, QWEN_TINY_CHAT_TEMPLATE)
+    from vega3d_nb.mllm.adapters import (Qwen25VLAdapter, build_tiny_chat_tokenizer, _images_only_processor_cls,
+                                         QWEN_SPECIAL_TOKENS, QWEN_TINY_CHAT_TEMPLATE)
     tok = build_tiny_chat_tokenizer()  # a small tokenizer: ids fit in the real vocabulary; text is irrelevant here
     ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
     vision = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048, patch_size=14,
                   spatial_merge_size=2, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[7, 15, 23, 31])
-    text = dict(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
-                num_key_value_heads=2, max_position_embeddings=128000,
+    text = dict(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
+                num_attention_heads=16, num_key_value_heads=2, max_position_embeddings=128000,
                 rope_parameters={'rope_type': 'default', 'mrope_section': [16, 24, 24], 'rope_theta': 1000000.0},
                 bos_token_id=ids['<|endoftext|>'], eos_token_id=ids['<|im_end|>'], pad_token_id=ids['<|endoftext|>'])
     cfg = tf.Qwen2_5_VLConfig(vision_config=vision, text_config=text, tie_word_embeddings=True,
@@ -46,18 +50,22 @@ def real_size_models(device, dtype):
                               vision_start_token_id=ids['<|vision_start|>'], vision_end_token_id=ids['<|vision_end|>'])
     with torch.device(device): model = tf.Qwen2_5_VLForConditionalGeneration(cfg).to(dtype).eval()
     ip = tf.Qwen2VLImageProcessorPil(min_pixels=16 * 28 * 28, max_pixels=576 * 28 * 28)
-    proc = _images_only_processor_cls()(image_processor=ip, tokenizer=tok, video_processor=None, chat_template=QWEN_TINY_CHAT_TEMPLATE)
+    proc = _images_only_processor_cls()(image_processor=ip, tokenizer=tok, video_processor=None,
+                                        chat_template=QWEN_TINY_CHAT_TEMPLATE)
     vlm = Qwen25VLAdapter(model, proc, 'Qwen2.5-VL-3B config', 'random-init')
     with torch.device(device):
-        den = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=12, attention_head_dim=128, in_channels=16,
-                                    out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=8960, num_layers=30,
+        den = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=12, attention_head_dim=128,
+                                    in_channels=16, out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=8960,
+                                    num_layers=30,
                                     cross_attn_norm=True, qk_norm='rms_norm_across_heads', eps=1e-6).to(dtype).eval()
         vae = AutoencoderKLWan().eval()
     sched = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=5.0)
-    wan = Backbone(name='wan2.1-t2v-1.3b config', family='wan', model_id='Wan2.1-T2V-1.3B config', weights='random-init',
+    wan = Backbone(name='wan2.1-t2v-1.3b config', family='wan', model_id='Wan2.1-T2V-1.3B config',
+                   weights='random-init',
                    vae=vae, denoiser=den, scheduler=sched, default_layer=20, default_timestep=300,
                    empty_prompt_embeds=torch.zeros(1, 512, 4096), text_len=512, weights_hash='random-init-config')
-    fusion = AdaptiveGatedFusion(2048, 1536, 'token_gated_residual', hidden=4096, align='bilinear', projector='merger2x2')
+    fusion = AdaptiveGatedFusion(2048, 1536, 'token_gated_residual', hidden=4096, align='bilinear',
+                                 projector='merger2x2')
     return FusedMLLM(vlm, fusion, backbone=wan), Clip(torch.rand(8, 3, 480, 832))
 
 
@@ -65,9 +73,10 @@ def tiny_models(device):
     from vega3d_nb.backbones import build_tiny_random_backbone
     wan = build_tiny_random_backbone('wan', device=device)
     vlm = build_tiny_random_qwen25vl(device=device)
-    fusion = AdaptiveGatedFusion(vlm.hidden_size, wan.feat_dim, 'token_gated_residual', align='bilinear', projector='merger2x2')
-    torch.manual_seed(0)
-    return FusedMLLM(vlm, fusion, backbone=wan), Clip(torch.rand(8, 3, 112, 112))
+    fusion = AdaptiveGatedFusion(vlm.hidden_size, wan.feat_dim, 'token_gated_residual', align='bilinear',
+                                 projector='merger2x2')
+    frames = torch.rand(8, 3, 112, 112, generator=torch.Generator().manual_seed(0))
+    return FusedMLLM(vlm, fusion, backbone=wan), Clip(frames)
 
 
 def main():
@@ -78,20 +87,24 @@ def main():
     torch.set_grad_enabled(False)
     device = default_device()
     if args.real_size:
-        if device.type == 'cpu': raise SystemExit('--real-size needs a GPU (Qwen2.5-VL-3B + Wan2.1-1.3B do not fit a CPU run)')
+        if device.type == 'cpu':
+            raise SystemExit('--real-size needs a GPU (Qwen2.5-VL-3B + Wan2.1-1.3B do not fit a CPU run)')
         fused, clip = real_size_models(device, torch.bfloat16)
     else:
         device = torch.device('cpu')
         fused, clip = tiny_models(device)
     msgs = [{'role': 'user', 'content': 'Which object is closest to the camera?'}]
     prefill = lambda v: fused.vlm.lm(**fused.vlm.build_inputs(msgs, v))
+    sem_key = 'semantic-only path (visual tokens + prompt + prefill)'
+    fused_key = 'fused path (+ generative extract + fusion)'
     steps = {
-        'semantic-only path (visual tokens + prompt + prefill)': lambda: prefill(fused.encode(clip, semantic_only=True)),
-        'fused path (+ generative extract + fusion)': lambda: prefill(fused.encode(clip)),
+        sem_key: lambda: prefill(fused.encode(clip, semantic_only=True)),
+        fused_key: lambda: prefill(fused.encode(clip)),
         '  of which: generative extract': lambda: fused.generative_tokens(clip),
     }
-    gen = fused.generative_tokens(clip); sem = fused.encode(clip, semantic_only=True)
-    steps['  of which: fusion (align + merger + gate)'] = lambda: fused.fuse(sem, gen)
+    gen = fused.generative_tokens(clip)
+    sem = fused.encode(clip, semantic_only=True)
+    steps['  of which: fusion (align + merger + gate)'] = lambda: fused.fuse_tokens(sem, gen)
     for fn in steps.values(): fn()  # warm-up
     times = {k: [] for k in steps}
     for _ in range(args.repeats):
@@ -100,8 +113,8 @@ def main():
     print(f'device: {device}; models: {fused.describe()}; clip {clip.num_frames} frames {clip.size[0]}x{clip.size[1]}; '
           f'visual tokens {sem.grid}; generative grid {tuple(gen.features.shape)}; median of {args.repeats}')
     for k, v in med.items(): print(f'{k:58s} {v * 1000:9.1f} ms')
-    sem_t, fused_t = med['semantic-only path (visual tokens + prompt + prefill)'], med['fused path (+ generative extract + fusion)']
-    print(f'fused / semantic-only latency ratio: {fused_t / sem_t:.2f}x (generative branch adds {100 * (fused_t / sem_t - 1):.0f}%)')
+    ratio = med[fused_key] / med[sem_key]
+    print(f'fused / semantic-only latency ratio: {ratio:.2f}x (generative branch adds {100 * (ratio - 1):.0f}%)')
 
 
 if __name__ == '__main__': main()

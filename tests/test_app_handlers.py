@@ -17,7 +17,7 @@ import handlers as H  # noqa: E402
 @pytest.fixture(scope='module')
 def models(tmp_path_factory):
     from vega3d_nb.backbones import build_tiny_random_backbone
-    from vega3d_nb.mllm import load_fused_mllm
+    from vega3d_nb.mllm.fused import load_fused_mllm
     mp = pytest.MonkeyPatch()
     mp.setenv('VEGA3D_CACHE', str(tmp_path_factory.mktemp('scene-cache')))  # scenes render into a private cache
     bb = build_tiny_random_backbone('wan', device='cpu')

@@ -8,15 +8,16 @@ import torch
 
 from vega3d_nb.core import Clip, FeatureGrid
 from vega3d_nb.fusion import AdaptiveGatedFusion
-from vega3d_nb.mllm import FusedMLLM, build_tiny_random_qwen25vl
+from vega3d_nb.mllm.adapters import build_tiny_random_qwen25vl
+from vega3d_nb.mllm.fused import FusedMLLM
 
 
 @pytest.fixture(scope='module')
 def fused():
     vlm = build_tiny_random_qwen25vl(device='cpu')
     gen = FeatureGrid(torch.randn(2, 4, 4, 8))
-    return FusedMLLM(vlm, AdaptiveGatedFusion(vlm.hidden_size, 8, 'token_gated_residual', align='bilinear', projector='merger2x2'),
-                     gen_features=lambda clip: gen)
+    fusion = AdaptiveGatedFusion(vlm.hidden_size, 8, 'token_gated_residual', align='bilinear', projector='merger2x2')
+    return FusedMLLM(vlm, fusion, gen_features=lambda clip: gen)
 
 
 @pytest.mark.parametrize('content', [b'', b'not a video at all' * 10, b'\x00\x00\x00\x18ftypmp42' + b'\x00' * 64])
@@ -43,7 +44,7 @@ def test_chat_from_a_frame_array_streams_text(fused):
 
 def test_bench_fusion_runs_on_cpu():
     root = Path(__file__).resolve().parents[1]
-    r = subprocess.run([sys.executable, str(root / 'bench' / 'fusion.py'), '--repeats', '1'], capture_output=True, text=True,
-                       timeout=600, cwd=root)
+    r = subprocess.run([sys.executable, str(root / 'bench' / 'fusion.py'), '--repeats', '1'], capture_output=True,
+                       text=True, timeout=600, cwd=root)
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'fused / semantic-only latency ratio' in r.stdout

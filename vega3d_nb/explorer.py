@@ -261,7 +261,8 @@ def features_view(inp: ClipInput, st: ViewSettings, cache: ExplorerCache,
                   fixed_colours: bool = True,  # reuse the PCA fitted at the first timestep viewed for this layer
                  ) -> FeatureView:
     "PCA colouring of the (t, layer) features of every frame, next to the input frames."
-    from vega3d_nb.viz import input_vs_pca, pca_rgb
+    from vega3d_nb.mosaic import input_vs_pca
+    from vega3d_nb.viz import pca_rgb
     hits = cache['features'].hits
     grid = view_grid(inp, st, cache)
     cached = cache['features'].hits > hits
@@ -278,7 +279,7 @@ def input_video(inp: ClipInput, workdir) -> Path:
 
 def pca_video(inp: ClipInput, view: FeatureView, workdir) -> Path:
     "An mp4 of the input and its PCA colouring side by side."
-    from vega3d_nb.viz import upsample_nearest
+    from vega3d_nb.mosaic import upsample_nearest
     clip, g = inp.clip, view.grid
     up = torch.from_numpy(upsample_nearest(view.pca, clip.size)).permute(0, 3, 1, 2).clamp(0, 1)
     both = Clip(torch.cat([clip.frames, up], dim=-1).contiguous(), fps=clip.fps)

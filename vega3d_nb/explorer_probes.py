@@ -123,7 +123,7 @@ def depth_view(inp: ClipInput, st: ViewSettings, ws: Workspace,
                progress: Optional[Callable] = None,  # progress(fraction, desc=...) as gradio's
               ) -> DepthView:
     "Depth of the clip from the scene-set probe, its point cloud and PLY; metrics when the clip has ground truth."
-    from vega3d_nb.viz import depth_to_point_cloud, point_cloud_figure, save_ply
+    from vega3d_nb.viz3d import depth_to_point_cloud, point_cloud_figure, save_ply
     clip, f = inp.clip, int(frame)
     if not 0 <= f < clip.num_frames: raise ValueError(f"frame {frame} is outside the clip's {clip.num_frames} frames")
     sp = fit_scene_probe(st, ws, progress)
@@ -176,7 +176,7 @@ def _match_row(k: int, m, truth: Optional[tuple], has_truth: bool) -> dict:
     return row
 
 def _match_mosaic(inp: ClipInput, x: int, y: int, matches: list, truth: list) -> np.ndarray:
-    from vega3d_nb.viz import mark_points, tile_frames
+    from vega3d_nb.mosaic import mark_points, tile_frames
     frames, s = inp.frames_u8, display_scale(inp.clip.size) if max(inp.clip.size) < 128 else 1
     tiles = [mark_points(frames[0], [(x, y, 'yellow', 'dot')], s)]
     for k, (m, gt) in enumerate(zip(matches, truth), 1):

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from ..core import cache_root, default_device, logger
 from ..fusion import AdaptiveGatedFusion
-from ..mllm import EmbedsLMAdapter, FusedMLLM, build_tiny_chat_tokenizer
+from ..mllm.adapters import EmbedsLMAdapter, build_tiny_chat_tokenizer
+from ..mllm.fused import FusedMLLM
 from .qa import SMALL_VLM_FRAMES, SMALL_VLM_IMAGE_SIZE
 
 # %% auto #0
@@ -285,6 +286,6 @@ def load_chat_model(name:str=SMALL_VLM_NAME, # 'vega3d-small-vlm' or a name `loa
                     backbone=None, # the generative backbone to fuse
                     device=None) -> FusedMLLM:
     "The fused chat model called `name`, with `backbone` as its generative stream."
-    from vega3d_nb.mllm import load_fused_mllm
+    from vega3d_nb.mllm.fused import load_fused_mllm
     if name == SMALL_VLM_NAME: return load_small_vlm(backbone=backbone, device=device)
     return load_fused_mllm(name, backbone=backbone, device=device)

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..mllm import FusedMLLM
+from ..mllm.fused import FusedMLLM
 from .qa import SpatialQASet
 from .train import FusionTrainLog, QAScores, fused_tokens, optimizer_step, trainable_params
 

@@ -14,7 +14,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core import cache_root, logger
-from ..mllm import FusedMLLM, VisualTokens
+from ..mllm.fused import FusedMLLM
+from ..mllm.adapters import VisualTokens
 from .qa import SMALL_VLM_IMAGE_SIZE, SpatialQASet
 from .model import load_trainable_state, trainable_state
 
