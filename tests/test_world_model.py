@@ -36,14 +36,14 @@ def test_loads_offline(backbone):
 
 
 def test_loads_with_train_world_loader():
-    from vega3d_nb.train_world import load_world_model
+    from vega3d_nb.world.model import load_world_model
     wm = load_world_model(ASSET)
     assert wm.weights == 'trained' and wm.info['transformer']['steps'] > 0
 
 
 @pytest.fixture(scope='module')
 def check(backbone):
-    from vega3d_nb.train_world import probe_check
+    from vega3d_nb.world.experiment import probe_check
     rec = json.loads(CHECK.read_text())
     got = probe_check(backbone, t=rec['t'], layer=rec['layer'], seeds=rec['seeds'], n_train=rec['n_train'],
                       n_test=rec['n_test'], n_frames=rec['n_frames'], size=rec['size'])
