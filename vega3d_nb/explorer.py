@@ -293,17 +293,11 @@ class GatesView:
     figure: object             # plotly heatmaps, one per frame
     mean: float                # mean gate over every visual token of the clip
 
-def _fuse(fused, clip: Clip, grid: FeatureGrid):
-    "One fusion forward of `clip`'s semantic tokens with `grid` (a fusion.FusionResult)."
-    # merge: use fused.fuse(clip, grid)
-    with torch.no_grad(): return fused.fusion(fused.vlm.visual_tokens(clip).tokens, grid)
-
-def gates_view(fused,                   # a vega3d_nb.mllm.FusedMLLM
+def gates_view(fused,                   # a vega3d_nb.mllm.fused.FusedMLLM
                inp: ClipInput, st: ViewSettings, cache: ExplorerCache) -> GatesView:
     "Gate values of the fusion for the clip and the (t, layer) features, as heatmaps and their mean."
     from vega3d_nb.viz import gate_figure
-    if fused.fusion is None: raise ValueError(f"{fused.describe()} has no fusion module, so there are no gates")
     grid = view_grid(inp, st, cache)
-    res = _fuse(fused, inp.clip, grid)
+    res = fused.fuse(inp.clip, grid)     # raises when the model has no fusion module
     fig = gate_figure(res.gate, f'{fused.describe()}; generative features: {grid.describe()}', mode=res.mode)
     return GatesView(fig, float(res.gate.mean()))
