@@ -297,7 +297,7 @@ def fit_scene_probe(models: AppModels, backbone, t: float, layer: int, n_noise: 
                     progress: Optional[Callable] = None) -> SceneProbe:
     "Fit (or reuse) the linear depth probe on the training scenes at (t, layer) and score it and the baselines on the test scenes."
     from vega3d_nb.extractor import extract_features
-    from vega3d_nb.probes import baseline_features, fit_depth_probe, probe_depth_scores
+    from vega3d_nb.depth_probe import baseline_features, fit_depth_probe, probe_depth_scores
     info = backbone.timestep_info(float(t))
     key = (backbone.name, backbone.weights_hash, round(info.t, 4), int(layer), int(n_noise), int(seed),
            models.scene_frames, models.scene_size, models.n_train_scenes, models.n_test_scenes)
@@ -401,7 +401,8 @@ class CorrespondenceView:
 def correspondence_view(session: Session, backbone, t: float, layer: int, x: int, y: int, n_noise: int = 1, seed: int = 0,
                         alpha: float = 0.10) -> CorrespondenceView:
     "Cosine nearest-neighbour matches of pixel (x, y) of frame 0 in every other frame; truth and PCK on synthetic clips."
-    from vega3d_nb.probes import evaluate_correspondence, match_correspondences, temporal_index
+    from vega3d_nb.align import temporal_index
+    from vega3d_nb.correspondence import evaluate_correspondence, match_correspondences
     from vega3d_nb.scenes import correspondences
     from vega3d_nb.viz import mark_points, tile_frames
     clip = session.require_clip()
@@ -458,7 +459,7 @@ def sweep_view(models: AppModels, backbone, timesteps: list, layers: Optional[li
                correspondence: bool = True) -> SweepView:
     "Layer x timestep depth delta1 and PCK heatmaps on the scene set (cached per settings), with the CSV."
     from vega3d_nb.extractor import feature_source
-    from vega3d_nb.probes import save_sweep_csv, sweep, sweep_table
+    from vega3d_nb.sweep import save_sweep_csv, sweep, sweep_table
     from vega3d_nb.viz import sweep_heatmap
     layers = backbone.check_layers(list(range(backbone.num_layers)) if layers is None else layers)
     ts = sorted({round(backbone.timestep_info(float(t)).t, 4) for t in timesteps})

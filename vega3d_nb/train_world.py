@@ -620,7 +620,7 @@ def world_probe_sweep(backbone,                 # the trained world model as a v
     import pandas as pd
     from vega3d_nb.backbones import random_init_like
     from vega3d_nb.extractor import feature_source
-    from vega3d_nb.probes import sweep
+    from vega3d_nb.sweep import sweep
     rnd = random_init_like(backbone, seed=random_seed)
     df = sweep(feature_source(backbone, temporal=temporal), train_clips, test_clips, timesteps, layers, seeds,
                random_source=feature_source(rnd, temporal=temporal), correspondence=correspondence, progress=progress)
@@ -707,7 +707,7 @@ def probe_check(backbone, t:float=300., layer:Optional[int]=None, seeds:Sequence
     "Depth-probe scores (mean and std over seeds) of the model, random init and RGB on a fixed small clip set."
     from vega3d_nb.backbones import random_init_like
     from vega3d_nb.extractor import feature_source
-    from vega3d_nb.probes import sweep
+    from vega3d_nb.sweep import sweep
     layer = backbone.default_layer if layer is None else layer
     tr, te = probe_scene_clips(n_train, n_test, n_frames, size, cache_dir)
     df = sweep(feature_source(backbone), tr, te, [t], [layer], seeds, baselines=('rgb',),
@@ -722,7 +722,7 @@ def run_world_experiment(asset_dir='assets/vega3d-tiny-scenes', n_train:int=12, 
                          temporal:str='frames', results_md=None) -> dict:
     "Run the probe sweep of the model in `asset_dir`, record tables, card, default layer and the regression guard."
     from vega3d_nb.backbones import load_backbone
-    from vega3d_nb.probes import save_sweep_csv
+    from vega3d_nb.sweep import save_sweep_csv
     asset = Path(asset_dir); t0 = time.time()
     bb = load_backbone(str(asset), device='cpu')
     train_clips, test_clips = probe_scene_clips(n_train, n_test)

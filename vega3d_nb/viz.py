@@ -16,7 +16,8 @@ import torch
 from plotly.subplots import make_subplots
 
 from .core import FeatureGrid, logger
-from .probes import cells_within_spread, DepthProbe
+from .depth_probe import DepthProbe
+from .sweep import cells_within_spread
 
 # %% auto #0
 __all__ = ['MARKER_SHAPES', 'GATED_MODES', 'weights_note', 'PCAProjection', 'pca_rgb', 'frames_figure', 'pca_figure',
