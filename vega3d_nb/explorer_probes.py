@@ -28,7 +28,7 @@ DEPTH_COLUMNS = ('delta1', 'abs_rel', 'rmse')  # metrics in the depth tables, fo
 @dataclass
 class SceneProbe:
     "A depth probe fitted on the training scenes, with held-out scores of it and of the trivial baselines."
-    probe: object              # vega3d_nb.probes.DepthProbe
+    probe: object              # vega3d_nb.depth_probe.DepthProbe
     table: pd.DataFrame        # one row per source: held-out depth metrics
     note: str
 
@@ -55,7 +55,7 @@ def _scene_grids(clips: list, st: ViewSettings, ws: Workspace, what: str, progre
 
 def _baseline_rows(train: list, test: list, grid_size: tuple, seed: int) -> list:
     "Held-out rows of probes on the parameter-free baselines (RGB, position, constant features)."
-    from vega3d_nb.probes import baseline_features, fit_depth_probe, probe_depth_scores
+    from vega3d_nb.depth_probe import baseline_features, fit_depth_probe, probe_depth_scores
     rows, dtr, dte = [], [c.depth for c in train], [c.depth for c in test]
     for b in ('rgb', 'position', 'constant'):
         mk = lambda cs: [baseline_features(b, c.clip, grid_size) for c in cs]
@@ -71,7 +71,7 @@ def _probe_note(probe, train: list, test: list, scenes: SceneSet, features: str)
 
 # %% ../nbs/13a_explorer_probes.ipynb #c009
 def _fit_scene_probe(st: ViewSettings, ws: Workspace, progress=None) -> SceneProbe:
-    from vega3d_nb.probes import fit_depth_probe, probe_depth_scores
+    from vega3d_nb.depth_probe import fit_depth_probe, probe_depth_scores
     if progress: progress(0.05, desc='rendering scenes')
     train, test = ws.scenes.splits()
     ftr = _scene_grids(train, st, ws, 'training', progress, 0.1)
@@ -145,7 +145,8 @@ def display_scale(size: tuple, target: int = 256) -> int:
 
 def _point_matches(grid: FeatureGrid, x: int, y: int, n_frames: int, image_size: tuple) -> list:
     "Matches (probes.Matches) of pixel (x, y) of frame 0 in frames 1..T-1."
-    from vega3d_nb.probes import match_correspondences, temporal_index
+    from vega3d_nb.correspondence import match_correspondences
+    from vega3d_nb.align import temporal_index
     tf, q = temporal_index(grid.frame_indices, n_frames), torch.tensor([[float(x), float(y)]])
     a = grid.features[tf[0]]
     return [match_correspondences(a, grid.features[tf[k]], q, image_size) for k in range(1, n_frames)]
@@ -192,7 +193,7 @@ def point_pck(matches: list, truth: list, image_size: tuple, alpha: float = 0.10
     return pck(torch.cat([p for p, _ in vis]), torch.cat([g for _, g in vis]), image_size, [alpha])[alpha], len(vis)
 
 def _corr_summary(inp: ClipInput, grid: FeatureGrid, x: int, y: int, matches, truth, alpha: float, seed: int) -> str:
-    from vega3d_nb.probes import evaluate_correspondence
+    from vega3d_nb.correspondence import evaluate_correspondence
     s = f'Query ({x}, {y}) in frame 0; matches by cosine nearest neighbour on {grid.describe()}.'
     if inp.scene is None:
         return s + ' No ground truth for this clip (load the synthetic sample to see true matches and PCK).'
@@ -238,7 +239,7 @@ def sweep_key(backbone, infos: tuple, layers: tuple, n_seeds: int, correspondenc
 
 def _run_sweep(backbone, infos: tuple, layers: tuple, n_seeds: int, correspondence: bool, ws: Workspace):
     from vega3d_nb.extractor import feature_source
-    from vega3d_nb.probes import sweep
+    from vega3d_nb.sweep import sweep
     train, test = ws.scenes.splits()
     return sweep(feature_source(backbone, cache_dir=ws.feature_cache_dir), train, test, [i.t for i in infos],
                  list(layers), seeds=list(range(n_seeds)), gaps=(1, 4), correspondence=correspondence,
@@ -251,7 +252,7 @@ def sweep_view(backbone, timesteps: list, ws: Workspace,
                correspondence: bool = True,    # also PCK
               ) -> SweepView:
     "Layer x timestep depth delta1 and PCK heatmaps on the scene set (cached per settings), with the CSV."
-    from vega3d_nb.probes import save_sweep_csv, sweep_table
+    from vega3d_nb.sweep import save_sweep_csv, sweep_table
     from vega3d_nb.viz import sweep_heatmap
     layers = tuple(backbone.check_layers(list(range(backbone.num_layers)) if layers is None else layers))
     infos = tuple(sorted({backbone.timestep_info(float(t)) for t in timesteps}, key=lambda i: i.t))

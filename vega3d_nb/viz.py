@@ -14,7 +14,8 @@ import torch
 from plotly.subplots import make_subplots
 
 from .core import FeatureGrid, logger, weights_label
-from .probes import cells_within_spread, DepthProbe
+from .sweep import cells_within_spread
+from .depth_probe import DepthProbe
 
 # %% auto #0
 __all__ = ['GATED_MODES', 'weights_note', 'titled', 'hwc_uint8', 'PCAProjection', 'fit_pca', 'pca_rgb', 'frames_figure',

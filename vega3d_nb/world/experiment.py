@@ -14,8 +14,8 @@ from ..core import logger
 from ..scenes import scene_splits
 from ..backbones import load_backbone, random_init_like
 from ..extractor import feature_source, vae_latent_features
-from ..probes import sweep, save_sweep_csv
-from .report import write_model_card, results_markdown
+from ..sweep import results_markdown, save_sweep_csv, sweep
+from .report import write_model_card
 
 # %% auto #0
 __all__ = ['PROBE_CHECK_METRICS', 'probe_scene_clips', 'vae_feature_source', 'world_probe_sweep', 'probe_check',

@@ -17,8 +17,7 @@ from .model import world_scheduler, denormalize_latents, WorldModel, TrainLog
 
 # %% auto #0
 __all__ = ['SKY_COLOR', 'sample_latents', 'decode_latents', 'generate_world_clips', 'temporal_change', 'layout_fractions',
-           'sample_check', 'loss_figure', 'loss_png', 'sample_report', 'sample_report_markdown', 'write_model_card',
-           'compare_sources', 'grid_markdown', 'results_markdown']
+           'sample_check', 'loss_figure', 'loss_png', 'sample_report', 'sample_report_markdown', 'write_model_card']
 
 # %% ../../nbs/10a_world_report.ipynb #c005
 @torch.no_grad()
@@ -250,71 +249,3 @@ def write_model_card(out_dir,                        # a folder written by save_
     p = out / 'MODEL_CARD.md'
     p.write_text('\n'.join(_card_head(info) + _card_data(info) + _card_training(info) + _card_results(out, results_md)))
     return p
-
-# %% ../../nbs/10a_world_report.ipynb #c027
-def _hib(metric): return metric.split('.')[-1].startswith('delta') or metric.startswith('pck')
-
-def compare_sources(df, metric:str='none.delta1', trained:str='backbone'):
-    "Trained model's best (layer, t) for `metric` against random-init and the baselines, with margins and spread."
-    import pandas as pd
-    hib = _hib(metric)
-    sub = df[(df['source'] == trained) & df[metric].notna()]
-    best = sub.loc[sub[metric].idxmax() if hib else sub[metric].idxmin()]
-    rows = [dict(source=f'{trained} (trained) best cell', layer=best['layer'], t=best['t'], mean=best[metric], std=best[f'{metric}.std'])]
-    rnd = df[(df['source'] == 'random-init') & df[metric].notna()]
-    if len(rnd):
-        same = rnd[(rnd['layer'] == best['layer']) & (np.isclose(rnd['t'].astype(float), float(best['t'])))]
-        if len(same): rows.append(dict(source='random-init, same cell', layer=best['layer'], t=best['t'], mean=same[metric].iloc[0], std=same[f'{metric}.std'].iloc[0]))
-        rb = rnd.loc[rnd[metric].idxmax() if hib else rnd[metric].idxmin()]
-        rows.append(dict(source='random-init best cell', layer=rb['layer'], t=rb['t'], mean=rb[metric], std=rb[f'{metric}.std']))
-    for s in [s for s in df['source'].unique() if s not in (trained, 'random-init')]:
-        r = df[(df['source'] == s) & df[metric].notna()]
-        if len(r): rows.append(dict(source=s, layer=None, t=None, mean=r[metric].iloc[0], std=r[f'{metric}.std'].iloc[0]))
-    out = pd.DataFrame(rows)
-    lab = lambda v, f: '' if v is None or pd.isna(v) else f(v)
-    out['layer'] = [lab(v, lambda x: str(int(x))) for v in out['layer']]
-    out['t'] = [lab(v, lambda x: f'{float(x):.0f}') for v in out['t']]
-    sign = 1 if hib else -1
-    out['margin'] = sign * (best[metric] - out['mean'])
-    out['sigmas'] = out['margin'] / np.sqrt(out['std'] ** 2 + best[f'{metric}.std'] ** 2 + 1e-12)
-    out.attrs = dict(metric=metric, higher_is_better=hib)
-    return out
-
-def _md_table(df, digits=3) -> str:
-    "A pandas frame as a GitHub markdown table."
-    cols = list(df.columns)
-    fmt = lambda v: '' if v is None or (isinstance(v, float) and np.isnan(v)) else (f'{v:.{digits}f}' if isinstance(v, (float, np.floating)) else str(v))
-    lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-    lines += ['| ' + ' | '.join(fmt(v) for v in r) + ' |' for r in df.itertuples(index=False)]
-    return '\n'.join(lines)
-
-def grid_markdown(df, metric:str='none.delta1', source:str='backbone', digits:int=3) -> str:
-    "Layer x timestep table of `metric` (mean ± std over seeds) for one source, as markdown."
-    sub = df[df['source'] == source]
-    ts = sorted(sub['t'].dropna().unique()); ls = sorted(sub['layer'].dropna().unique())
-    head = '| layer \\ t | ' + ' | '.join(f'{t:.0f} (σ={sub[sub["t"] == t]["sigma"].iloc[0]:.2f})' for t in ts) + ' |'
-    lines = [head, '|' + '---|' * (len(ts) + 1)]
-    for l in ls:
-        cells = []
-        for t in ts:
-            r = sub[(sub['layer'] == l) & (sub['t'] == t)]
-            cells.append(f'{r[metric].iloc[0]:.{digits}f} ± {r[metric + ".std"].iloc[0]:.{digits}f}' if len(r) else '')
-        lines.append(f'| {int(l)} | ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
-
-def results_markdown(df, metrics:Sequence[str]=('none.delta1', 'none.abs_rel', 'scale_shift.delta1', 'pck@0.10.gap1', 'pck@0.10.gap4'),
-                     title:str='vega3d-tiny-scenes (trained here): probe sweep') -> str:
-    "The comparison tables and the per-cell grids of a `world_probe_sweep`, as markdown."
-    parts = [f'### {title}', '', f"Probe conventions: {df.attrs.get('probe', '')}; depth averaging: {df.attrs.get('depth averaging', '')}; "
-             f"extractor mode temporal={df.attrs.get('temporal', 'frames')!r}; spread: {df.attrs.get('spread', '')}. "
-             "margin = trained best cell minus the row (positive: trained is better); sigmas = margin / combined seed std.", '']
-    for m in metrics:
-        if m not in df: continue
-        c = compare_sources(df, m)
-        parts += [f'**{m}** ({"higher" if c.attrs["higher_is_better"] else "lower"} is better)', '', _md_table(c), '']
-    for m in metrics[:1] + tuple(x for x in metrics if x.startswith('pck'))[:1]:
-        for s in ('backbone', 'random-init'):
-            if m in df and (df['source'] == s).any():
-                parts += [f'{m} by layer and timestep, {"trained" if s == "backbone" else "random-init"} (mean ± std over seeds):', '',
-                          grid_markdown(df, m, s), '']
-    return '\n'.join(parts)
