@@ -12,23 +12,19 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from fastcore.basics import patch
+
 from ..core import Clip, SceneClip, cache_root, logger
 from ..scenes import backproject
+from .mujoco import MujocoRenderer, import_mujoco
 
 # %% auto #0
-__all__ = ['SHAPES', 'COLORS', 'MATERIALS', 'PHYSICS_SPLITS', 'import_mujoco', 'PhysicsObject', 'OrbitCamera', 'PhysicsScene',
-           'make_physics_scene', 'physics_mjcf', 'Collision', 'Trajectory', 'simulate', 'MujocoRenderer',
-           'object_normals', 'PhysicsClip', 'render_physics_clip', 'collision_pairs', 'counterfactual_collisions',
-           'save_physics_clip', 'load_physics_clip', 'PhysicsDataset']
+__all__ = ['SHAPES', 'COLORS', 'MATERIALS', 'PHYSICS_SPLITS', 'PhysicsObject', 'OrbitCamera', 'PhysicsScene',
+           'make_physics_scene', 'physics_mjcf', 'Collision', 'Trajectory', 'simulate', 'object_normals', 'PhysicsClip',
+           'render_physics_clip', 'collision_pairs', 'counterfactual_collisions', 'save_physics_clip',
+           'load_physics_clip', 'PhysicsDataset']
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c005
-def import_mujoco():
-    "The `mujoco` module, imported with `MUJOCO_GL=egl` unless the environment already names a backend."
-    os.environ.setdefault('MUJOCO_GL', 'egl')
-    import mujoco
-    return mujoco
-
-# %% ../../nbs/02a_worlds_physics.ipynb #c008
+# %% ../../nbs/02a_worlds_physics.ipynb #c007
 SHAPES = ('sphere', 'cube', 'cylinder')
 COLORS = {'gray': (0.34, 0.34, 0.34), 'red': (0.68, 0.14, 0.14), 'blue': (0.16, 0.29, 0.84),
           'green': (0.11, 0.41, 0.08), 'brown': (0.51, 0.29, 0.10), 'purple': (0.51, 0.15, 0.75),
@@ -49,7 +45,7 @@ class PhysicsObject:
 
     def describe(self) -> str: return f'{self.color} {self.material} {self.shape}'
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c011
+# %% ../../nbs/02a_worlds_physics.ipynb #c010
 @dataclass
 class OrbitCamera:
     "A fixed pinhole camera looking at `lookat` from `distance` metres, `elevation` and `azimuth` degrees."
@@ -77,7 +73,7 @@ class OrbitCamera:
         f = (H / 2) / np.tan(np.deg2rad(self.fovy) / 2)
         return np.array([[f, 0, (W - 1) / 2], [0, f, (H - 1) / 2], [0, 0, 1.0]])
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c015
+# %% ../../nbs/02a_worlds_physics.ipynb #c014
 @dataclass
 class PhysicsScene:
     "A CLEVRER-style scene: objects with their initial states, one camera, and the floor's damping."
@@ -98,7 +94,7 @@ def _random_object(rng, arena: float, speed: float) -> PhysicsObject:
                          MATERIALS[rng.integers(2)], float(rng.uniform(0.3, 0.45)), tuple(pos.tolist()),
                          (float(v * np.cos(heading)), float(v * np.sin(heading))), float(rng.uniform(0, np.pi)), enters)
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c016
+# %% ../../nbs/02a_worlds_physics.ipynb #c015
 def _apart(objs: list, gap: float = 0.1) -> bool:
     "No two objects' bounding circles (1.5 x size, enough for a cube's corners) overlap."
     for i in range(len(objs)):
@@ -128,7 +124,7 @@ def make_physics_scene(seed: int,                       # the same seed always g
         if _apart(objs): break
     return PhysicsScene(objs, _random_camera(rng), seed)
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c019
+# %% ../../nbs/02a_worlds_physics.ipynb #c018
 def _geom_xml(o: PhysicsObject, i: int) -> str:
     rgb = ' '.join(f'{c:g}' for c in COLORS[o.color])
     size = {'sphere': f'{o.size:.9g}', 'cube': ' '.join([f'{o.size:.9g}'] * 3),
@@ -144,7 +140,7 @@ def _body_xml(o: PhysicsObject, i: int) -> str:
     head = f'<body name="body{i}" pos="{x:.9g} {y:.9g} {o.size:.9g}" euler="0 0 {o.yaw:.9g}">'
     return f'{head}{joints}{_geom_xml(o, i)}</body>'
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c020
+# %% ../../nbs/02a_worlds_physics.ipynb #c019
 _MJCF = '''<mujoco model="clevrer-style">
   <option timestep="0.002" gravity="0 0 0" integrator="implicitfast"/>
   <visual><global offwidth="{W}" offheight="{H}"/>
@@ -173,7 +169,7 @@ def physics_mjcf(scene: PhysicsScene, size: tuple = (64, 64), removed: Sequence[
     return _MJCF.format(W=size[1], H=size[0], bodies=bodies, pos=fmt(pose[:3, 3]), fovy=scene.camera.fovy,
                         xyaxes=fmt(np.concatenate([pose[:3, 0], -pose[:3, 1]])))   # OpenCV y is down
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c023
+# %% ../../nbs/02a_worlds_physics.ipynb #c022
 @dataclass
 class Collision:
     "Objects `a < b` touching at `time` seconds after being apart for at least the debounce time."
@@ -192,7 +188,7 @@ class Trajectory:
     collisions: list         # Collision events over the whole simulated time, in time order
     removed: tuple = ()
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c024
+# %% ../../nbs/02a_worlds_physics.ipynb #c023
 def _build(scene: PhysicsScene, size: tuple, removed: tuple) -> tuple:
     "The compiled model and its data at t=0 (velocities and damping set), and {geom id: object index}."
     m = import_mujoco().MjModel.from_xml_string(physics_mjcf(scene, size, removed))
@@ -216,7 +212,7 @@ def _touching(d, geom_of: dict) -> set:
         if a is not None and b is not None and c.dist < 1e-3: pairs.add((min(a, b), max(a, b)))
     return pairs
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c025
+# %% ../../nbs/02a_worlds_physics.ipynb #c024
 def _record(m, d, k: int, n_objects: int, removed: tuple, out: dict):
     "Store frame k's object poses, velocities and joint positions in `out`."
     import_mujoco().mj_forward(m, d)     # xpos/xmat of the current qpos (mj_step leaves them one step behind)
@@ -232,7 +228,7 @@ def _buffers(T: int, N: int, nq: int) -> dict:
     return dict(positions=np.full((T, N, 3), np.nan), rotations=np.tile(np.eye(3), (T, N, 1, 1)),
                 velocities=np.zeros((T, N, 3)), qpos=np.zeros((T, nq)))
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c026
+# %% ../../nbs/02a_worlds_physics.ipynb #c025
 def simulate(scene: PhysicsScene,
              n_frames: int = 32,           # frames kept
              duration: float = 2.0,        # seconds the kept frames span
@@ -258,63 +254,7 @@ def simulate(scene: PhysicsScene,
         if step < total: import_mujoco().mj_step(m, d)
     return Trajectory(frame_t, out['positions'], out['rotations'], out['velocities'], out['qpos'], events, removed)
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c030
-class MujocoRenderer:
-    "Offscreen RGB + metric depth + instance ids from MuJoCo's low-level renderer, for one model's camera."
-    def __init__(self, m, size: tuple, camera: str = 'cam'):
-        mj, (self.H, self.W), self.m = import_mujoco(), size, m
-        try:
-            self.gl = mj.GLContext(self.W, self.H)
-            self.gl.make_current()
-        except Exception as e:
-            raise RuntimeError(f"MuJoCo could not open a headless OpenGL context with MUJOCO_GL="
-                               f"{os.environ.get('MUJOCO_GL')!r} ({type(e).__name__}: {e}). Try MUJOCO_GL=osmesa "
-                               f"with Debian's libosmesa6 installed (apt-get install libosmesa6).") from e
-        self.con = mj.MjrContext(m, mj.mjtFontScale.mjFONTSCALE_150)
-        mj.mjr_setBuffer(mj.mjtFramebuffer.mjFB_OFFSCREEN, self.con)
-        self.scn, self.opt, self.cam = mj.MjvScene(m, 1000), mj.MjvOption(), mj.MjvCamera()
-        self.cam.type, self.cam.fixedcamid = mj.mjtCamera.mjCAMERA_FIXED, m.camera(camera).id
-        self.rect = mj.MjrRect(0, 0, self.W, self.H)
-        self.near, self.far = m.vis.map.znear * m.stat.extent, m.vis.map.zfar * m.stat.extent
-
-    def metric_depth(self, buf: np.ndarray) -> np.ndarray:
-        "Metric z-depth `[H, W]` float64 from OpenGL depth-buffer values in [0, 1]."
-        return self.near / (1 - buf.astype(np.float64) * (1 - self.near / self.far))
-
-    def close(self):
-        "Free the GL resources (call once; the renderer is unusable afterwards)."
-        self.con.free()
-        self.gl.free()
-
 # %% ../../nbs/02a_worlds_physics.ipynb #c031
-from fastcore.basics import patch
-
-@patch
-def _pass(self: MujocoRenderer, d, segment: bool) -> tuple:
-    "One render pass: `[H, W, 3]` uint8 colours (segmentation colours if `segment`) and raw depth, top row first."
-    mj = import_mujoco()
-    mj.mjv_updateScene(self.m, d, self.opt, None, self.cam, mj.mjtCatBit.mjCAT_ALL, self.scn)
-    self.scn.flags[mj.mjtRndFlag.mjRND_SEGMENT] = segment
-    self.scn.flags[mj.mjtRndFlag.mjRND_IDCOLOR] = segment
-    rgb, depth = np.zeros((self.H, self.W, 3), np.uint8), np.zeros((self.H, self.W), np.float32)
-    mj.mjr_render(self.rect, self.scn, self.con)
-    mj.mjr_readPixels(rgb, depth, self.rect, self.con)
-    return rgb[::-1], depth[::-1]
-
-@patch
-def render(self: MujocoRenderer, d, instance_of_geom: dict) -> tuple:
-    "RGB `[H, W, 3]` uint8, z-depth `[H, W]` metres (0: nothing hit), instance ids `[H, W]` (-1: nothing)."
-    rgb, buf = self._pass(d, False)
-    seg = self._pass(d, True)[0].astype(np.int64)
-    idx = seg[..., 0] + seg[..., 1] * 256 + seg[..., 2] * 65536 - 1    # index into the scene's geoms
-    lut = np.full(self.scn.ngeom + 1, -1, np.int64)
-    for k in range(self.scn.ngeom):
-        g = self.scn.geoms[k]
-        if g.objtype == import_mujoco().mjtObj.mjOBJ_GEOM: lut[k] = instance_of_geom.get(g.objid, -1)
-    ids = lut[np.where((idx >= 0) & (idx < self.scn.ngeom), idx, self.scn.ngeom)]
-    return rgb, np.where(ids >= 0, self.metric_depth(buf), 0.0).astype(np.float32), ids
-
-# %% ../../nbs/02a_worlds_physics.ipynb #c035
 def _local_normals(shape: str, p: np.ndarray) -> np.ndarray:
     "Outward unit normals `[P, 3]` at points `p` `[P, 3]` on a shape's surface, in the shape's own frame."
     n = np.zeros_like(p)
@@ -337,7 +277,7 @@ def object_normals(depth, ids, K, pose, objects: list, positions, rotations) -> 
         if m.any(): n[m] = _local_normals(o.shape, (P[m] - positions[i]) @ rotations[i]) @ rotations[i].T
     return n
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c038
+# %% ../../nbs/02a_worlds_physics.ipynb #c034
 @dataclass
 class PhysicsClip(SceneClip):
     "A SceneClip of a physics scene, plus the objects' per-frame states and the collision events."
@@ -349,7 +289,7 @@ class PhysicsClip(SceneClip):
     camera: Optional[OrbitCamera] = None
     removed: tuple = ()                               # objects left out of this simulation
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c039
+# %% ../../nbs/02a_worlds_physics.ipynb #c035
 def _render_frames(scene: PhysicsScene, tr: Trajectory, size: tuple) -> tuple:
     "RGB `[T, H, W, 3]`, depth `[T, H, W]`, ids `[T, H, W]` and normals `[T, H, W, 3]` of every kept frame."
     m, d, geom_of = _build(scene, size, tr.removed)
@@ -366,7 +306,7 @@ def _render_frames(scene: PhysicsScene, tr: Trajectory, size: tuple) -> tuple:
     finally: r.close()
     return tuple(np.stack(x) for x in zip(*out))
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c040
+# %% ../../nbs/02a_worlds_physics.ipynb #c036
 def render_physics_clip(scene: PhysicsScene,
                         n_frames: int = 32, size=(64, 64),
                         duration: float = 2.0,       # seconds the frames span
@@ -390,7 +330,7 @@ def render_physics_clip(scene: PhysicsScene,
                        velocities=torch.from_numpy(tr.velocities), times=torch.from_numpy(tr.times),
                        collisions=tr.collisions, camera=scene.camera, removed=tr.removed)
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c051
+# %% ../../nbs/02a_worlds_physics.ipynb #c047
 def collision_pairs(collisions: list, until: Optional[float] = None) -> set:
     "The pairs (a, b) that collide (up to `until` seconds, if given)."
     return {(c.a, c.b) for c in collisions if until is None or c.time <= until}
@@ -400,7 +340,7 @@ def counterfactual_collisions(scene: PhysicsScene, removed: Sequence[int], durat
     "The collision events of the world without the objects `removed` (object indices stay those of `scene`)."
     return simulate(scene, 2, duration, extra, removed).collisions
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c055
+# %% ../../nbs/02a_worlds_physics.ipynb #c051
 _ARRAYS = ('depth', 'normals', 'object_ids', 'K', 'poses', 'body_poses', 'velocities', 'times')
 
 def save_physics_clip(gt: PhysicsClip, path) -> Path:
@@ -415,7 +355,7 @@ def save_physics_clip(gt: PhysicsClip, path) -> Path:
     os.replace(tmp, path)
     return path
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c056
+# %% ../../nbs/02a_worlds_physics.ipynb #c052
 def load_physics_clip(path) -> PhysicsClip:
     "Read a clip written by `save_physics_clip`."
     try:
@@ -433,7 +373,7 @@ def load_physics_clip(path) -> PhysicsClip:
                        camera=OrbitCamera(**{**meta['camera'], 'lookat': tuple(meta['camera']['lookat'])}),
                        removed=tuple(meta['removed']))
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c058
+# %% ../../nbs/02a_worlds_physics.ipynb #c054
 PHYSICS_SPLITS = ('train', 'val', 'test')
 _BLOCK = 1_000_000     # scene seeds per split: seed s, split k use [(3 s + k) B, (3 s + k + 1) B)
 _VERSION = 1           # bump when simulation or rendering changes, so old caches are not reused
@@ -457,7 +397,7 @@ class PhysicsDataset(torch.utils.data.Dataset):
     def __len__(self): return self.n_clips
     def scene(self, i: int) -> PhysicsScene: return make_physics_scene(self.scene_ids[i])
 
-# %% ../../nbs/02a_worlds_physics.ipynb #c059
+# %% ../../nbs/02a_worlds_physics.ipynb #c055
 @patch
 def cache_path(self: PhysicsDataset, i: int) -> Optional[Path]:
     "The `.npz` file that caches clip `i` (None without a cache)."
