@@ -5,13 +5,15 @@
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
 import hashlib, logging, os
-from dataclasses import dataclass, field, replace
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 
 logger = logging.getLogger('vega3d_nb')
 
@@ -23,26 +25,28 @@ __all__ = ['logger', 'WEIGHT_LABELS', 'WEIGHT_KINDS', 'default_device', 'weights
 def default_device() -> torch.device:
     "The current accelerator if torch sees one, else the CPU."
     acc = getattr(torch, 'accelerator', None)
-    if acc is not None and acc.is_available(): return torch.device(acc.current_accelerator())
+    if acc is not None and acc.is_available():
+        return torch.device(acc.current_accelerator())
     return torch.device('cpu')
 
-# %% ../nbs/00_core.ipynb #c018
+# %% ../nbs/00_core.ipynb #c009
 WEIGHT_LABELS = {'real': 'real weights', 'random-init': 'random weights', 'trained': 'trained here',
                  'none': 'no weights'}  # 'none': parameter-free baselines (pixels, positions)
 WEIGHT_KINDS = tuple(WEIGHT_LABELS)
 
 def weights_label(kind: str) -> str:
     "The words for a weights kind ('real' -> 'real weights'), as every title and table prints it."
-    if kind not in WEIGHT_LABELS: raise ValueError(f"weights must be one of {WEIGHT_KINDS}, got {kind!r}")
+    if kind not in WEIGHT_LABELS:
+        raise ValueError(f"weights must be one of {WEIGHT_KINDS}, got {kind!r}")
     return WEIGHT_LABELS[kind]
 
-# %% ../nbs/00_core.ipynb #c021
+# %% ../nbs/00_core.ipynb #c012
 def cache_root(*parts: str) -> Path:
     "`$VEGA3D_CACHE/<parts>` if the variable is set, else `~/.cache/vega3d_nb/<parts>` (not created)."
     env = os.environ.get('VEGA3D_CACHE')
     return (Path(env) if env else Path.home() / '.cache' / 'vega3d_nb').joinpath(*parts)
 
-# %% ../nbs/00_core.ipynb #c009
+# %% ../nbs/00_core.ipynb #c015
 @dataclass
 class Clip:
     "A video clip: frames `[T, 3, H, W]` float32 in [0, 1] plus where they came from."
@@ -55,31 +59,39 @@ class Clip:
         f = self.frames
         if not isinstance(f, torch.Tensor) or f.ndim != 4 or f.shape[1] != 3:
             raise ValueError(f"Clip.frames must be a [T, 3, H, W] tensor, got {getattr(f, 'shape', type(f))}")
-        if f.shape[0] == 0: raise ValueError("Clip has zero frames")
-        if self.frame_indices is None: self.frame_indices = list(range(f.shape[0]))
+        if f.shape[0] == 0:
+            raise ValueError("Clip has zero frames")
+        if self.frame_indices is None:
+            self.frame_indices = list(range(f.shape[0]))
 
     @property
-    def num_frames(self) -> int: return self.frames.shape[0]
-    @property
-    def size(self) -> tuple: return tuple(self.frames.shape[-2:])  # (H, W)
-
-    def to_uint8(self) -> np.ndarray:
-        "Frames as `[T, H, W, 3]` uint8, for saving and display."
-        return (self.frames.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    def num_frames(self) -> int:
+        return self.frames.shape[0]
 
     @property
-    def content_hash(self) -> str:
-        "A stable hash of the pixels (as uint8) and shape, used as a cache key."
-        a = np.ascontiguousarray(self.to_uint8())
-        h = hashlib.sha1(str(a.shape).encode()); h.update(a.tobytes())
-        return h.hexdigest()[:16]
+    def size(self) -> tuple:
+        return tuple(self.frames.shape[-2:])  # (H, W)
 
-# %% ../nbs/00_core.ipynb #c012
+# %% ../nbs/00_core.ipynb #c016
+@patch
+def to_uint8(self: Clip) -> np.ndarray:
+    "Frames as `[T, H, W, 3]` uint8, for saving and display."
+    return (self.frames.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+@patch(as_prop=True)
+def content_hash(self: Clip) -> str:
+    "A stable hash of the pixels (as uint8) and shape, used as a cache key."
+    a = np.ascontiguousarray(self.to_uint8())
+    h = hashlib.sha1(str(a.shape).encode())
+    h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+# %% ../nbs/00_core.ipynb #c019
 @dataclass
 class FeatureGrid:
     "Dense features `[T', H', W', C]` with the provenance needed to align and report them."
     features: torch.Tensor                  # [T', H', W', C]
-    model_id: str = 'unknown'               # registry name or HF id / path of the backbone
+    model_id: str = 'unknown'               # the source's name: Backbone.name (registry name), an encoder id
     weights: str = 'random-init'            # one of WEIGHT_KINDS
     layer: Optional[int] = None             # 0-indexed block whose output this is (None: not a block, e.g. RGB or VAE)
     timestep: Optional[float] = None        # t on the scheduler's own 0-1000 scale
@@ -93,46 +105,69 @@ class FeatureGrid:
     frame_indices: Optional[list] = None    # clip frame index each feature frame stands for
 
     def __post_init__(self):
-        if self.features.ndim != 4: raise ValueError(f"FeatureGrid.features must be [T, H, W, C], got {tuple(self.features.shape)}")
-        if self.weights not in WEIGHT_KINDS: raise ValueError(f"weights must be one of {WEIGHT_KINDS}, got {self.weights!r}")
-        if self.frame_indices is None: self.frame_indices = list(range(self.features.shape[0]))
-        if len(self.frame_indices) != self.features.shape[0]:
-            raise ValueError(f"{len(self.frame_indices)} frame_indices for {self.features.shape[0]} feature frames")
+        if self.features.ndim != 4:
+            raise ValueError(f"FeatureGrid.features must be [T, H, W, C], got {tuple(self.features.shape)}")
+        n = self.features.shape[0]
+        if self.weights not in WEIGHT_KINDS:
+            raise ValueError(f"weights must be one of {WEIGHT_KINDS}, got {self.weights!r}")
+        if self.frame_indices is None:
+            self.frame_indices = list(range(n))
+        if len(self.frame_indices) != n:
+            raise ValueError(f"{len(self.frame_indices)} frame_indices for {n} feature frames")
 
-    @property
-    def random_weights(self) -> bool: return self.weights == 'random-init'
-    @property
-    def feat_dim(self) -> int: return self.features.shape[-1]
-    @property
-    def grid_size(self) -> tuple: return tuple(self.features.shape[1:3])
-    @property
-    def num_frames(self) -> int: return self.features.shape[0]
+# %% ../nbs/00_core.ipynb #c021
+@patch(as_prop=True)
+def random_weights(self: FeatureGrid) -> bool:
+    return self.weights == 'random-init'
 
-    def replace(self, **kw) -> 'FeatureGrid':
-        "A copy with some fields changed."
-        return replace(self, **kw)
+@patch(as_prop=True)
+def feat_dim(self: FeatureGrid) -> int:
+    return self.features.shape[-1]
 
-    def to(self, device=None, dtype=None) -> 'FeatureGrid':
-        return self.replace(features=self.features.to(device=device, dtype=dtype))
+@patch(as_prop=True)
+def grid_size(self: FeatureGrid) -> tuple:
+    return tuple(self.features.shape[1:3])
 
-    def pooled(self, size=(14, 14)) -> 'FeatureGrid':
-        "Adaptive average pooling of every frame to `size`, as the VEGA-3D release does before fusion."
-        x = self.features.permute(0, 3, 1, 2).float()
-        y = F.adaptive_avg_pool2d(x, size).permute(0, 2, 3, 1).to(self.features.dtype)
-        H, W = self.grid_size
-        stride = (self.pixel_stride[0] * H / size[0], self.pixel_stride[1] * W / size[1])
-        return self.replace(features=y.contiguous(), pixel_stride=stride)
+@patch(as_prop=True)
+def num_frames(self: FeatureGrid) -> int:
+    return self.features.shape[0]
 
-    def describe(self) -> str:
-        "One line saying what these features are, for plot titles and table captions."
-        parts = [self.model_id, weights_label(self.weights)]
-        if self.layer is not None: parts.append(f'layer {self.layer}')
-        if self.timestep is not None:
-            parts.append(f't={self.timestep:g} (sigma={self.sigma:.3f}, step {self.step_index})' if self.sigma is not None else f't={self.timestep:g}')
-        if self.n_noise > 1: parts.append(f'{self.n_noise} noise samples')
-        return ', '.join(parts)
+# %% ../nbs/00_core.ipynb #c023
+@patch
+def replace(self: FeatureGrid, **kw) -> FeatureGrid:
+    "A copy with some fields changed."
+    return dataclasses.replace(self, **kw)
 
-# %% ../nbs/00_core.ipynb #c015
+@patch
+def to(self: FeatureGrid, device=None, dtype=None) -> FeatureGrid:
+    "A copy with the features moved or cast."
+    return self.replace(features=self.features.to(device=device, dtype=dtype))
+
+@patch
+def pooled(self: FeatureGrid, size=(14, 14)) -> FeatureGrid:
+    "Adaptive average pooling of every frame to `size`, as the VEGA-3D release does before fusion."
+    x = self.features.permute(0, 3, 1, 2).float()
+    y = F.adaptive_avg_pool2d(x, size).permute(0, 2, 3, 1).to(self.features.dtype)
+    H, W = self.grid_size
+    stride = (self.pixel_stride[0] * H / size[0], self.pixel_stride[1] * W / size[1])
+    return self.replace(features=y.contiguous(), pixel_stride=stride)
+
+# %% ../nbs/00_core.ipynb #c024
+@patch
+def describe(self: FeatureGrid) -> str:
+    "One line saying what these features are, for plot titles and table captions."
+    parts = [self.model_id, weights_label(self.weights)]
+    if self.layer is not None:
+        parts.append(f'layer {self.layer}')
+    if self.timestep is not None and self.sigma is not None:
+        parts.append(f't={self.timestep:g} (sigma={self.sigma:.3f}, step {self.step_index})')
+    elif self.timestep is not None:
+        parts.append(f't={self.timestep:g}')
+    if self.n_noise > 1:
+        parts.append(f'{self.n_noise} noise samples')
+    return ', '.join(parts)
+
+# %% ../nbs/00_core.ipynb #c027
 @dataclass
 class SceneClip:
     "A clip with exact per-frame ground truth: depth, normals, object ids, intrinsics and poses."
@@ -147,4 +182,5 @@ class SceneClip:
     camera_path: str = 'orbit'
 
     @property
-    def num_frames(self) -> int: return self.clip.num_frames
+    def num_frames(self) -> int:
+        return self.clip.num_frames
