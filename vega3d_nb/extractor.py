@@ -8,131 +8,22 @@ import dataclasses, hashlib, json, os
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 
-from .core import logger, Clip, FeatureGrid
-from .backbones import Backbone, TimestepInfo, prompt_embeds
+from .core import Clip, FeatureGrid
+from .backbones import Backbone, TimestepInfo
+from .encoding import (ExtractSettings, CheckedSettings, EncodedClip, TEMPORAL_MODES, check_encoding,
+                                encode_clip, prepare_frames, fit_size, model_size, pool_size)
 
 # %% auto #0
-__all__ = ['TEMPORAL_MODES', 'FIT_FRAMES', 'ExtractSettings', 'check_encoding', 'CheckedSettings', 'capture_blocks', 'fit_size',
-           'prepare_frames', 'EncodedClip', 'encode_clip', 'FeatureSet', 'feature_key', 'cache_path', 'block_features',
-           'Featurizer', 'extract_features', 'count_calls', 'feature_source', 'vae_latent_features']
+__all__ = ['capture_blocks', 'FeatureSet', 'feature_key', 'cache_path', 'block_features', 'Featurizer', 'extract_features',
+           'count_calls', 'feature_source', 'vae_latent_features']
 
 # %% ../nbs/04_extractor.ipynb #c006
-TEMPORAL_MODES = ('frames', 'video')
-FIT_FRAMES = ('pad', 'trim')
-
-@dataclass
-class ExtractSettings:
-    "How features are extracted: timesteps, blocks, noise ensemble, temporal mode, sizes, prompt and chunking."
-    timesteps: object = None            # t (or a list) on the scheduler's 0-1000 scale; None: the backbone's default
-    layers: object = None               # block index (or a list), 0-indexed; None: the backbone's default layer
-    n_noise: int = 1                    # noise samples averaged (DIFT uses 8)
-    seed: int = 0                       # noise seed
-    temporal: str = 'frames'            # 'frames' (released VEGA-3D) or 'video' (one latent video)
-    size: Optional[tuple] = None        # (H, W) fed to the model, rounded to backbone.size_multiple; None: the clip's
-    pool: object = None                 # (h, w) or an int: adaptive-average-pool each frame's grid, e.g. (14, 14)
-    text: Optional[str] = ''            # '' empty prompt (released setting), None zeros (a deviation), or a prompt
-    chunk_frames: Optional[int] = None  # bound memory along time (see encode_clip); None: all frames at once
-    overlap: int = 1                    # video-mode chunk overlap in latent frames
-    fit_frames: str = 'pad'             # video mode: 'pad' (repeat the last frame) or 'trim' to 4n+1 frames
-    early_exit: bool = True             # stop each forward after the deepest requested block
-
-# %% ../nbs/04_extractor.ipynb #c007
-_MOVERS = {'device', 'dtype'}
-
-@patch
-def replace(self: ExtractSettings, **changes) -> ExtractSettings:
-    "A copy with some settings changed; unknown names are refused."
-    names = [f.name for f in fields(self)]
-    unknown = sorted(set(changes) - set(names))
-    if set(unknown) & _MOVERS:
-        raise ValueError(f"{unknown} are not extraction settings: the extractor runs where the backbone is; "
-                         "move it first with backbone.to(device, dtype)")
-    if unknown:
-        raise ValueError(f"unknown extraction settings {unknown}; ExtractSettings has {names}")
-    return dataclasses.replace(self, **changes)
-
-# %% ../nbs/04_extractor.ipynb #c009
-def _check_chunks(s: ExtractSettings, backbone: Backbone):
-    "chunk_frames and overlap make sense for the temporal mode."
-    if s.chunk_frames is None:
-        return
-    if not isinstance(s.chunk_frames, int) or s.chunk_frames < 1:
-        raise ValueError(f"chunk_frames must be >= 1, got {s.chunk_frames!r}")
-    st = backbone.latent_stride[0]
-    if s.temporal != 'video':
-        return
-    if (s.chunk_frames - 1) % st or s.chunk_frames < 2 * st + 1:
-        raise ValueError(f"in video mode chunk_frames must be {st}n+1 frames with n >= 2 (e.g. {4 * st + 1}), "
-                         f"got {s.chunk_frames}")
-    W = (s.chunk_frames - 1) // st + 1
-    if not isinstance(s.overlap, int) or not 0 <= s.overlap < W - 1:
-        raise ValueError(f"overlap must be in [0, {W - 1}) latent frames for chunk_frames={s.chunk_frames}, "
-                         f"got {s.overlap}")
-
-# %% ../nbs/04_extractor.ipynb #c010
-def check_encoding(s: ExtractSettings, backbone: Backbone):
-    "Raise ValueError unless the frame and chunk settings of `s` suit `backbone`."
-    if s.temporal not in TEMPORAL_MODES:
-        raise ValueError(f"temporal must be one of {TEMPORAL_MODES}, got {s.temporal!r}")
-    if s.temporal == 'video' and not backbone.is_video:
-        raise ValueError(f"{backbone.name} is an image model and runs frame by frame: use temporal='frames'")
-    if s.fit_frames not in FIT_FRAMES:
-        raise ValueError(f"fit_frames must be 'pad' or 'trim', got {s.fit_frames!r}")
-    _check_chunks(s, backbone)
-
-# %% ../nbs/04_extractor.ipynb #c011
-@dataclass(frozen=True, eq=False)
-class CheckedSettings:
-    "`ExtractSettings` checked against one backbone, in the form downstream code trusts."
-    settings: ExtractSettings
-    backbone: Backbone
-    infos: tuple            # the TimestepInfos to run, unique, in the order asked
-    aliases: dict           # each requested t -> its snapped t
-    layers: list            # sorted unique block indices
-    prompt: torch.Tensor    # [1, L, D] the text conditioning
-    prompt_hash: str        # a hash of the prompt's values, for cache keys
-    pool: Optional[tuple]   # (h, w) each frame's grid is pooled to, or None
-
-def _snap(backbone: Backbone, timesteps) -> tuple:
-    "(unique TimestepInfos, {requested t: snapped t}) for `timesteps` (a t, a list, or None for the default)."
-    ts = [backbone.default_timestep] if timesteps is None else (
-        [timesteps] if isinstance(timesteps, (int, float)) else list(timesteps))
-    infos = {t: backbone.timestep_info(t) for t in ts}
-    return tuple({i.t: i for i in infos.values()}.values()), {t: i.t for t, i in infos.items()}
-
-def _pool_size(pool) -> Optional[tuple]:
-    return None if pool is None else ((pool, pool) if isinstance(pool, int) else tuple(pool))
-
-# %% ../nbs/04_extractor.ipynb #c012
-@patch
-def check(self: ExtractSettings, backbone: Backbone) -> CheckedSettings:
-    "Validate every setting against `backbone` once: snap the timesteps, check the layers, embed the prompt."
-    if not isinstance(self.n_noise, int) or self.n_noise < 1:
-        raise ValueError(f"n_noise must be a positive integer, got {self.n_noise!r}")
-    check_encoding(self, backbone)
-    infos, aliases = _snap(backbone, self.timesteps)
-    layers = backbone.check_layers(self.layers)
-    prompt = prompt_embeds(backbone, self.text)
-    digest = hashlib.sha1(prompt.float().contiguous().numpy().tobytes()).hexdigest()[:12]
-    return CheckedSettings(self, backbone, infos, aliases, layers, prompt, digest, _pool_size(self.pool))
-
-@patch
-def narrow(self: CheckedSettings, timesteps=None, layers=None, seed: Optional[int] = None) -> CheckedSettings:
-    "The same checked settings at other timesteps, layers or seed; only those are checked again."
-    new = {k: v for k, v in dict(timesteps=timesteps, layers=layers, seed=seed).items() if v is not None}
-    infos, aliases = _snap(self.backbone, timesteps) if timesteps is not None else (self.infos, self.aliases)
-    layers = self.backbone.check_layers(layers) if layers is not None else self.layers
-    return dataclasses.replace(self, settings=self.settings.replace(**new), infos=infos, aliases=aliases,
-                               layers=layers)
-
-# %% ../nbs/04_extractor.ipynb #c015
 class _StopForward(Exception):
     "Raised by the deepest hook to end the forward early; caught by `capture_blocks`."
 
@@ -158,108 +49,7 @@ def capture_blocks(backbone: Backbone,
         for h in handles:
             h.remove()
 
-# %% ../nbs/04_extractor.ipynb #c019
-def fit_size(size, multiple: int) -> tuple:
-    "`(H, W)` rounded to the nearest multiples of `multiple` (at least one)."
-    return tuple(max(multiple, int(round(s / multiple)) * multiple) for s in size)
-
-def _target_size(clip: Clip, backbone: Backbone, size) -> tuple:
-    "The `(H, W)` the model sees: `size` (or the clip's), rounded to the backbone's multiple."
-    return fit_size(size if size is not None else clip.size, backbone.size_multiple)
-
-# %% ../nbs/04_extractor.ipynb #c020
-def _fit_video_frames(clip: Clip, backbone: Backbone, fit_frames: str) -> tuple:
-    "Frames padded or trimmed to the backbone's `st*n+1` rule, and the clip frame each latent frame stands for."
-    frames, T, st = clip.frames, clip.num_frames, backbone.latent_stride[0]
-    if T < backbone.min_video_frames:
-        raise ValueError(f"the clip has {T} frame(s); temporal='video' needs at least {backbone.min_video_frames} "
-                         f"(two latent frames for {backbone.name}); use temporal='frames' for shorter clips")
-    if (T - 1) % st:
-        n = ((T - 1) // st + (fit_frames == 'pad')) * st + 1
-        logger.warning(f"{backbone.name} needs {st}n+1 frames in video mode: "
-                       f"{'padding' if n > T else 'trimming'} {T} -> {n} frames")
-        frames = torch.cat([frames, frames[-1:].expand(n - T, -1, -1, -1)]) if n > T else frames[:n]
-    return frames, [min(st * i, T - 1) for i in range((frames.shape[0] - 1) // st + 1)]
-
-# %% ../nbs/04_extractor.ipynb #c021
-def _prepare(clip: Clip, backbone: Backbone, s: ExtractSettings) -> tuple:
-    "Frames `[T, 3, H, W]` in [-1, 1], latent-frame indices and `(H, W)`, for settings already checked."
-    if s.temporal == 'video':
-        frames, frame_idx = _fit_video_frames(clip, backbone, s.fit_frames)
-    else:
-        frames, frame_idx = clip.frames, list(range(clip.num_frames))
-    hw = _target_size(clip, backbone, s.size)
-    if hw != tuple(s.size if s.size is not None else clip.size):
-        logger.info(f"resizing frames {tuple(frames.shape[-2:])} -> {hw} "
-                    f"(multiples of {backbone.size_multiple} for {backbone.name})")
-    if hw != tuple(frames.shape[-2:]):
-        frames = F.interpolate(frames.float(), size=hw, mode='bilinear', antialias=True, align_corners=False)
-    return frames.float() * 2 - 1, frame_idx, hw
-
-def prepare_frames(clip: Clip, backbone: Backbone,
-                   temporal: str = 'frames',   # 'frames' or 'video'
-                   size=None,                  # (H, W) fed to the model; None: the clip's size, rounded
-                   fit_frames: str = 'pad',    # video mode: 'pad' (repeat the last frame) or 'trim' to 4n+1 frames
-                  ) -> tuple:
-    "Frames `[T, 3, H, W]` in [-1, 1] at the model's size, the clip frame each latent frame stands for, and `(H, W)`."
-    s = ExtractSettings(temporal=temporal, size=size, fit_frames=fit_frames)
-    check_encoding(s, backbone)
-    return _prepare(clip, backbone, s)
-
-# %% ../nbs/04_extractor.ipynb #c024
-@dataclass
-class EncodedClip:
-    "A clip's latents, ready for noising: windows of latents plus the bookkeeping to stitch them back."
-    windows: list          # [(latents [B, C, F', h, w], first global latent index, latents to skip at the start)]
-    latent_shape: tuple    # (B, C, F', h, w) of the whole clip
-    frame_indices: list    # clip frame each feature frame stands for
-    image_size: tuple      # (H, W) fed to the model
-    temporal: str
-    clip_hash: str
-
-def _frame_windows(px: torch.Tensor, backbone: Backbone, chunk_frames: Optional[int]) -> tuple:
-    "Frames mode: one-frame latents in batches of `chunk_frames`; (windows, whole-clip latent shape)."
-    n, dev = chunk_frames or px.shape[0], backbone.vae.device
-    wins = [(backbone.encode(px[s:s + n, :, None].to(dev)), s, 0) for s in range(0, px.shape[0], n)]
-    return wins, (px.shape[0], *wins[0][0].shape[1:])
-
-# %% ../nbs/04_extractor.ipynb #c025
-def _video_windows(px: torch.Tensor, backbone: Backbone, chunk_frames: Optional[int], overlap: int) -> tuple:
-    "Video mode: latent videos of `chunk_frames` frames sharing `overlap` latents; (windows, whole-clip shape)."
-    x, dev, st = px.permute(1, 0, 2, 3)[None], backbone.vae.device, backbone.latent_stride[0]   # [1, 3, T, H, W]
-    n_lat = (x.shape[2] - 1) // st + 1
-    if chunk_frames is None or chunk_frames >= x.shape[2]:
-        wins = [(backbone.encode(x.to(dev)), 0, 0)]
-    else:
-        W, wins = (chunk_frames - 1) // st + 1, []
-        for k, s in enumerate(range(0, n_lat, W - overlap)):
-            if k and s + overlap >= n_lat:
-                break
-            wins.append((backbone.encode(x[:, :, st * s: st * (s + W - 1) + 1].to(dev)), s, overlap if k else 0))
-    return wins, (1, wins[0][0].shape[1], n_lat, *wins[0][0].shape[3:])
-
-def _encode(clip: Clip, backbone: Backbone, s: ExtractSettings) -> EncodedClip:
-    "VAE-encode a clip once, for settings already checked."
-    px, frame_idx, hw = _prepare(clip, backbone, s)
-    with torch.inference_mode():
-        if s.temporal == 'frames':
-            wins, shape = _frame_windows(px, backbone, s.chunk_frames)
-        else:
-            wins, shape = _video_windows(px, backbone, s.chunk_frames, s.overlap)
-    return EncodedClip(wins, tuple(shape), frame_idx, hw, s.temporal, clip.content_hash)
-
-# %% ../nbs/04_extractor.ipynb #c026
-def encode_clip(clip: Clip, backbone: Backbone, temporal: str = 'frames', size=None, fit_frames: str = 'pad',
-                chunk_frames: Optional[int] = None,  # frames per chunk (see above); None: all at once
-                overlap: int = 1,                    # video mode: latent frames shared by consecutive windows
-               ) -> EncodedClip:
-    "VAE-encode a clip once (chunked along time if asked) into normalised latents."
-    s = ExtractSettings(temporal=temporal, size=size, fit_frames=fit_frames, chunk_frames=chunk_frames,
-                        overlap=overlap)
-    check_encoding(s, backbone)
-    return _encode(clip, backbone, s)
-
-# %% ../nbs/04_extractor.ipynb #c029
+# %% ../nbs/04_extractor.ipynb #c010
 @dataclass
 class FeatureSet:
     "Feature grids of one clip from one backbone, keyed by (t, layer)."
@@ -282,7 +72,7 @@ class FeatureSet:
         return (f"FeatureSet({self.backbone}, {g.describe().split(', ')[1]}, t={self.timesteps}, "
                 f"layers={self.layers}, grid {tuple(g.features.shape)})")
 
-# %% ../nbs/04_extractor.ipynb #c030
+# %% ../nbs/04_extractor.ipynb #c011
 @patch
 def get(self: FeatureSet, t: Optional[float] = None, layer: Optional[int] = None) -> FeatureGrid:
     "The grid at (t, layer); either may be omitted when only one is held."
@@ -293,7 +83,7 @@ def get(self: FeatureSet, t: Optional[float] = None, layer: Optional[int] = None
                          f"and layers {self.layers}")
     return self.grids[t, layer]
 
-# %% ../nbs/04_extractor.ipynb #c032
+# %% ../nbs/04_extractor.ipynb #c013
 _META = [f.name for f in fields(FeatureGrid) if f.name != 'features']
 _TUPLES = ('image_size', 'pixel_stride')
 
@@ -308,7 +98,7 @@ def _grid_order(item) -> tuple:
     (t, l), _ = item
     return (t, l if l is not None else -1)
 
-# %% ../nbs/04_extractor.ipynb #c033
+# %% ../nbs/04_extractor.ipynb #c014
 @patch
 def save(self: FeatureSet, path) -> Path:
     "Write every grid and its provenance to one safetensors file."
@@ -334,7 +124,7 @@ def load(cls: FeatureSet, path) -> FeatureSet:
     return cls({(g.timestep, g.layer): g for g in grids}, info['clip_hash'], info['backbone'], info['weights'],
                {k: v for k, v in info['aliases']})
 
-# %% ../nbs/04_extractor.ipynb #c035
+# %% ../nbs/04_extractor.ipynb #c016
 def feature_key(clip: Clip,                          # the clip (its content hash and size)
                 checked: CheckedSettings,            # from ExtractSettings.check(backbone)
                 info: Optional[TimestepInfo] = None, # one timestep (None: all of checked.infos)
@@ -346,12 +136,12 @@ def feature_key(clip: Clip,                          # the clip (its content has
     key = dict(clip=clip.content_hash, backbone=b.name, weights=b.weights, weights_hash=b.weights_hash,
                t=round(info.t, 4) if info is not None else [round(i.t, 4) for i in checked.infos],
                layer=layer if layer is not None else list(checked.layers), n_noise=s.n_noise, seed=s.seed,
-               temporal=s.temporal, image_size=list(_target_size(clip, b, s.size)),
+               temporal=s.temporal, image_size=list(model_size(clip, b, s.size)),
                fit_frames=s.fit_frames if video else None, chunk_frames=s.chunk_frames if video else None,
                overlap=s.overlap if video and s.chunk_frames else None, prompt=checked.prompt_hash, dtype=str(b.dtype))
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-# %% ../nbs/04_extractor.ipynb #c036
+# %% ../nbs/04_extractor.ipynb #c017
 def cache_path(cache_dir, clip: Clip, checked: CheckedSettings, info: TimestepInfo, layer: int) -> Path:
     "Where the grid of `clip` at (`info`, `layer`) under `checked` lives in `cache_dir`."
     name = checked.backbone.name
@@ -359,7 +149,7 @@ def cache_path(cache_dir, clip: Clip, checked: CheckedSettings, info: TimestepIn
     key = feature_key(clip, checked, info, layer)
     return Path(cache_dir) / safe / clip.content_hash / f't{info.t:.3f}-l{layer}-{key}.safetensors'
 
-# %% ../nbs/04_extractor.ipynb #c039
+# %% ../nbs/04_extractor.ipynb #c020
 def _window_noise(noise: torch.Tensor, enc: EncodedClip, lat: torch.Tensor, start: int, device) -> torch.Tensor:
     "The slice of the whole-clip noise that covers one window."
     n = lat.shape[0] if enc.temporal == 'frames' else lat.shape[2]
@@ -375,7 +165,7 @@ def _window_pass(checked: CheckedSettings, info: TimestepInfo, lat, eps, skip: i
     # frames: B x 1 latent frames; video: 1 x F'
     return {l: b.to_grid(feats[l], x_t.shape).float().flatten(0, 1)[skip:] for l in checked.layers}
 
-# %% ../nbs/04_extractor.ipynb #c040
+# %% ../nbs/04_extractor.ipynb #c021
 def _noise_average(enc: EncodedClip, checked: CheckedSettings, info: TimestepInfo, noises: list, bar) -> dict:
     "{layer: features [T', H', W', C] on the CPU} at `info`, averaged over `noises`."
     acc = {l: [] for l in checked.layers}
@@ -402,7 +192,7 @@ def block_features(enc: EncodedClip, checked: CheckedSettings, progress: bool = 
             out.update({(info.t, l): f for l, f in _noise_average(enc, checked, info, noises, bar).items()})
     return out
 
-# %% ../nbs/04_extractor.ipynb #c042
+# %% ../nbs/04_extractor.ipynb #c023
 def _block_grid(f, checked: CheckedSettings, info: TimestepInfo, layer: int, enc: EncodedClip) -> FeatureGrid:
     "A block's features `[T', H', W', C]` with their provenance."
     b, s, (H, W) = checked.backbone, checked.settings, enc.image_size
@@ -415,7 +205,7 @@ def _pooled(grid: FeatureGrid, pool: Optional[tuple]) -> FeatureGrid:
     "`grid` pooled to `pool` (h, w), or unchanged for None."
     return grid if pool is None else grid.pooled(pool)
 
-# %% ../nbs/04_extractor.ipynb #c044
+# %% ../nbs/04_extractor.ipynb #c025
 class Featurizer:
     "Features of clips from one backbone under fixed settings; each clip is VAE-encoded once."
     def __init__(self, backbone: Backbone,
@@ -434,14 +224,14 @@ class Featurizer:
         "The clip's latents, encoded on first use and kept until another clip comes."
         key = (clip.content_hash, self.backbone.weights_hash)
         if self._last[0] != key:
-            self._last = (key, _encode(clip, self.backbone, self.settings))
+            self._last = (key, self.checked.encode(clip))
         return self._last[1]
 
     def key(self, clip: Clip, info: Optional[TimestepInfo] = None, layer: Optional[int] = None) -> str:
         "The cache key of `clip`'s features under these settings (see `feature_key`)."
         return feature_key(clip, self.checked, info, layer)
 
-# %% ../nbs/04_extractor.ipynb #c046
+# %% ../nbs/04_extractor.ipynb #c027
 @patch
 def _cached(self: Featurizer, clip: Clip, checked: CheckedSettings) -> tuple:
     "({(t, layer): grid} found on disk, [infos to compute])."
@@ -470,7 +260,7 @@ def _computed(self: Featurizer, clip: Clip, checked: CheckedSettings, progress: 
                 cache_path(self.cache_dir, clip, checked, info, l))
     return out
 
-# %% ../nbs/04_extractor.ipynb #c047
+# %% ../nbs/04_extractor.ipynb #c028
 @patch
 def grids(self: Featurizer, clip: Clip, checked: Optional[CheckedSettings] = None, progress: bool = False) -> dict:
     "{(t, layer): FeatureGrid} of `clip` under `checked` (default: the featurizer's own), pooled as they say."
@@ -494,7 +284,7 @@ def __call__(self: Featurizer, clip: Clip, t: float, layers: list, seed: int = 0
     checked = self.checked.narrow(timesteps=[t], layers=layers, seed=seed)
     return {l: g for (_, l), g in self.grids(clip, checked).items()}
 
-# %% ../nbs/04_extractor.ipynb #c049
+# %% ../nbs/04_extractor.ipynb #c030
 def _as_settings(settings, layers, overrides: dict) -> ExtractSettings:
     "An ExtractSettings from `settings` (or, in the older call style, the timesteps), `layers` and overrides."
     if not isinstance(settings, ExtractSettings):
@@ -516,7 +306,7 @@ def extract_features(clip: Clip, backbone: Backbone,
     featurizer = Featurizer(backbone, _as_settings(settings, layers, overrides), cache_dir=cache_dir)
     return featurizer.features(clip, progress=progress)
 
-# %% ../nbs/04_extractor.ipynb #c056
+# %% ../nbs/04_extractor.ipynb #c037
 @contextmanager
 def count_calls(module: torch.nn.Module):
     "Count forward calls of `module` (a list that grows by one per call), for tests and benchmarks."
@@ -527,14 +317,14 @@ def count_calls(module: torch.nn.Module):
     finally:
         h.remove()
 
-# %% ../nbs/04_extractor.ipynb #c068
+# %% ../nbs/04_extractor.ipynb #c049
 def feature_source(backbone: Backbone, **extract_kwargs) -> Featurizer:
     "A `Featurizer`, the sweep source `source(clip, t, layers, seed) -> {layer: FeatureGrid}`."
     kw = dict(extract_kwargs)
     kw.pop('progress', None)
     return Featurizer(backbone, cache_dir=kw.pop('cache_dir', None), **kw)
 
-# %% ../nbs/04_extractor.ipynb #c073
+# %% ../nbs/04_extractor.ipynb #c054
 def vae_latent_features(clip: Clip, backbone: Backbone, temporal: str = 'frames', size=None, pool=None,
                         fit_frames: str = 'pad', chunk_frames: Optional[int] = None, overlap: int = 1) -> FeatureGrid:
     "The clip's normalised VAE latents `[T', h, w, C_latent]` as a feature grid (the 'VAE only' baseline)."
@@ -544,4 +334,4 @@ def vae_latent_features(clip: Clip, backbone: Backbone, temporal: str = 'frames'
     grid = FeatureGrid(f, model_id=f'{backbone.name}:vae', weights=backbone.weights, layer=None, temporal=temporal,
                        image_size=(H, W), pixel_stride=(H / f.shape[1], W / f.shape[2]),
                        frame_indices=list(enc.frame_indices))
-    return _pooled(grid, _pool_size(pool))
+    return _pooled(grid, pool_size(pool))
