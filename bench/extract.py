@@ -15,8 +15,8 @@ import psutil
 import torch
 
 from vega3d_nb.core import Clip, default_device
-from vega3d_nb.backbones import build_tiny_random_backbone, prompt_embeds
-from vega3d_nb.extractor import encode_clip, extract_features, _extract
+from vega3d_nb.backbones import build_tiny_random_backbone
+from vega3d_nb.extractor import ExtractSettings, block_features, encode_clip, extract_features
 
 
 class PeakMemory:
@@ -68,8 +68,9 @@ def main():
     l_exit = args.exit_layer if args.exit_layer is not None else L // 4
     clip = Clip(torch.rand(args.frames, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)))
     enc = encode_clip(clip, bb, 'video')
-    info, prompt = bb.timestep_info(300), prompt_embeds(bb)
-    run = lambda layers, early=True: _extract(enc, bb, [info], layers, 1, 0, prompt, early, False)
+    checked = {(early, tuple(ls)): ExtractSettings(timesteps=300, layers=ls, temporal='video', early_exit=early).check(bb)
+               for early in (True, False) for ls in [list(range(L)), *([l] for l in range(L))]}
+    run = lambda layers, early=True: block_features(enc, checked[early, tuple(layers)])
     n_tok = enc.latent_shape[2] * (enc.latent_shape[3] // 2) * (enc.latent_shape[4] // 2)
     print(f"tiny-random-wan (random weights): {L} blocks, width {args.width}, "
           f"{sum(p.numel() for p in bb.denoiser.parameters()) / 1e6:.1f}M params; clip {args.frames}x{args.size}x{args.size} "

