@@ -1,4 +1,4 @@
-"""Benchmark of the extractor on a tiny-random Wan (random weights) sized so one forward takes ~0.5 s on CPU.
+"""Benchmark of the extractor on a tiny-random Wan (random weights), 12 blocks of width 256 by default.
 
 Four measurements, each side by side in one run (the two variants alternate within every repeat; medians of >= 5):
   (a) all L layers captured in one pass  vs  one pass per layer          (expect ~L x; ~(L+1)/2 x when each pass exits early)
@@ -55,7 +55,7 @@ def main():
     ap.add_argument('--frames', type=int, default=17)
     ap.add_argument('--size', type=int, default=160)
     ap.add_argument('--exit_layer', type=int, default=None, help='block for (b); default num_blocks // 4')
-    ap.add_argument('--threads', type=int, default=1, help='torch threads (1: stable timings on a shared machine; 0: torch default)')
+    ap.add_argument('--threads', type=int, default=1, help='torch threads (1: steadier timings; 0: torch default)')
     ap.add_argument('--real_size', action='store_true', help='Wan2.1-1.3B configs, random weights, 33x480x832 (GPU)')
     ap.add_argument('--peak_rss_of', default=None, help=argparse.SUPPRESS)   # internal: 'one' or 'per', run once and print peak RSS
     args = ap.parse_args()
