@@ -1,4 +1,4 @@
-"""Benchmark of the extractor on a tiny-random Wan (random weights) sized so one forward takes ~0.5 s on CPU.
+"""Benchmark of the extractor on a tiny-random Wan (random weights), 12 blocks of width 256 by default.
 
 Four measurements, each side by side in one run (the two variants alternate within every repeat; medians of >= 5):
   (a) all L layers captured in one pass  vs  one pass per layer          (expect ~L x; ~(L+1)/2 x when each pass exits early)
@@ -15,8 +15,9 @@ import psutil
 import torch
 
 from vega3d_nb.core import Clip, default_device
-from vega3d_nb.backbones import build_tiny_random_backbone, prompt_embeds
-from vega3d_nb.extractor import encode_clip, extract_features, _extract
+from vega3d_nb.backbones import build_tiny_random_backbone
+from vega3d_nb.encoding import ExtractSettings, encode_clip
+from vega3d_nb.extractor import block_features, extract_features
 
 
 class PeakMemory:
@@ -55,7 +56,7 @@ def main():
     ap.add_argument('--frames', type=int, default=17)
     ap.add_argument('--size', type=int, default=160)
     ap.add_argument('--exit_layer', type=int, default=None, help='block for (b); default num_blocks // 4')
-    ap.add_argument('--threads', type=int, default=1, help='torch threads (1: stable timings on a shared machine; 0: torch default)')
+    ap.add_argument('--threads', type=int, default=1, help='torch threads (1: steadier timings; 0: torch default)')
     ap.add_argument('--real_size', action='store_true', help='Wan2.1-1.3B configs, random weights, 33x480x832 (GPU)')
     ap.add_argument('--peak_rss_of', default=None, help=argparse.SUPPRESS)   # internal: 'one' or 'per', run once and print peak RSS
     args = ap.parse_args()
@@ -68,8 +69,9 @@ def main():
     l_exit = args.exit_layer if args.exit_layer is not None else L // 4
     clip = Clip(torch.rand(args.frames, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)))
     enc = encode_clip(clip, bb, 'video')
-    info, prompt = bb.timestep_info(300), prompt_embeds(bb)
-    run = lambda layers, early=True: _extract(enc, bb, [info], layers, 1, 0, prompt, early, False)
+    checked = {(early, tuple(ls)): ExtractSettings(timesteps=300, layers=ls, temporal='video', early_exit=early).check(bb)
+               for early in (True, False) for ls in [list(range(L)), *([l] for l in range(L))]}
+    run = lambda layers, early=True: block_features(enc, checked[early, tuple(layers)])
     n_tok = enc.latent_shape[2] * (enc.latent_shape[3] // 2) * (enc.latent_shape[4] // 2)
     print(f"tiny-random-wan (random weights): {L} blocks, width {args.width}, "
           f"{sum(p.numel() for p in bb.denoiser.parameters()) / 1e6:.1f}M params; clip {args.frames}x{args.size}x{args.size} "

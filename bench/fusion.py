@@ -34,7 +34,7 @@ def real_size_models(device, dtype):
     "Qwen2.5-VL-3B and Wan2.1-T2V-1.3B architectures from their published configs, random weights (GPU only)."
     import transformers as tf
     from diffusers import AutoencoderKLWan, WanTransformer3DModel, FlowMatchEulerDiscreteScheduler
-    from vega3d_nb.backbones import Backbone
+    from vega3d_nb.diffusion import Backbone
     from vega3d_nb.mllm.adapters import (Qwen25VLAdapter, build_tiny_chat_tokenizer, _images_only_processor_cls,
                                          QWEN_SPECIAL_TOKENS, QWEN_TINY_CHAT_TEMPLATE)
     tok = build_tiny_chat_tokenizer()  # a small tokenizer: ids fit in the real vocabulary; text is irrelevant here

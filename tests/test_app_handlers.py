@@ -69,7 +69,7 @@ def test_upload_errors_are_clear(models, tmp_path):
     with pytest.raises(ValueError, match='limited to 0.001 MB'): H.load_input(big, H.Session(), upload=str(bad))
     with pytest.raises(ValueError, match='frame count must be between 1 and 32'):
         H.load_input(models, H.Session(), sample='bikes', num_frames=99)
-    from vega3d_nb.io import ClipTooLargeError
+    from vega3d_nb.frames import ClipTooLargeError
     tiny = H.AppModels(models.backbones, models.default_backbone, models.workdir, limits=H.Limits(max_pixels=1000))
     with pytest.raises(ClipTooLargeError, match='max_pixels'):
         H.load_input(tiny, H.Session(), sample='bikes', num_frames=4, size=32)

@@ -26,7 +26,8 @@ def test_entry_point_installed():
     assert shutil.which('vega3d-extract', path=str(BIN)), "reinstall with `.venv/bin/pip install -e . --no-deps`"
 
 def test_one_clip(tmp_path):
-    from vega3d_nb.extractor import FeatureSet, read_clip
+    from vega3d_nb.extractor import FeatureSet
+    from vega3d_nb.io import load_clip
     (clip,) = make_clips(tmp_path)
     out = tmp_path / 'f.safetensors'
     r = cli(clip, '--backbone', 'tiny-random-wan', '--timesteps', '300,700', '--layers', '1,3', '--out', out)
@@ -36,11 +37,12 @@ def test_one_clip(tmp_path):
     assert fs.layers == [1, 3] and len(fs.timesteps) == 2
     g = fs.get(fs.timesteps[0], 3)
     assert tuple(g.features.shape) == (3, 2, 2, 24) and g.weights == 'random-init' and g.step_index == 921
-    assert fs.clip_hash == read_clip(clip).content_hash
+    assert fs.clip_hash == load_clip(clip).content_hash
 
 def test_pool_video_and_default_out(tmp_path, capsys):
     "In-process: video mode, pooling, a size, and the default output name next to the clip."
-    from vega3d_nb.extractor import FeatureSet, vega3d_extract
+    from vega3d_nb.extractor import FeatureSet
+    from vega3d_nb.extract_cli import vega3d_extract
     (clip,) = make_clips(tmp_path, frames=5, size=(48, 64))
     vega3d_extract.__wrapped__(str(clip), backbone='tiny-random-wan', temporal='video', pool='1x2', size='32x64', quiet=True)
     assert 'features.safetensors' in capsys.readouterr().out
@@ -50,7 +52,8 @@ def test_pool_video_and_default_out(tmp_path, capsys):
 
 def test_default_backbone_is_our_trained_model(tmp_path, capsys):
     "With no --backbone the CLI uses the shipped offline model (trained here), never random weights."
-    from vega3d_nb.extractor import FeatureSet, vega3d_extract
+    from vega3d_nb.extractor import FeatureSet
+    from vega3d_nb.extract_cli import vega3d_extract
     (clip,) = make_clips(tmp_path, frames=2, size=(32, 32))
     vega3d_extract.__wrapped__(str(clip), quiet=True)
     g = FeatureSet.load(clip.with_suffix('.features.safetensors')).get()
@@ -68,7 +71,7 @@ def test_default_backbone_is_our_trained_model(tmp_path, capsys):
 def test_errors_are_one_line(tmp_path, args, message, capsys, monkeypatch):
     "In-process (the same function the console script calls, minus argparse) to keep the suite fast."
     from huggingface_hub import constants
-    from vega3d_nb.extractor import vega3d_extract
+    from vega3d_nb.extract_cli import vega3d_extract
     monkeypatch.setattr(constants, 'HF_HUB_OFFLINE', True)
     monkeypatch.setenv('HF_HOME', str(tmp_path / 'hf')); monkeypatch.setattr(constants, 'HF_HUB_CACHE', str(tmp_path / 'hf' / 'hub'))
     (clip,) = make_clips(tmp_path)
@@ -84,7 +87,7 @@ def test_error_from_a_real_process(tmp_path):
     assert r.returncode == 2 and 'vega3d-extract: error: clip not found' in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
 def test_unreadable_clip(tmp_path, capsys):
-    from vega3d_nb.extractor import vega3d_extract
+    from vega3d_nb.extract_cli import vega3d_extract
     bad = tmp_path / 'bad.npy'; bad.write_bytes(b'not an array')
     with pytest.raises(SystemExit): vega3d_extract.__wrapped__(str(bad), quiet=True)
     assert 'cannot read frames from' in capsys.readouterr().err
@@ -92,7 +95,8 @@ def test_unreadable_clip(tmp_path, capsys):
 def test_two_process_sharding_with_resume(tmp_path):
     """accelerate launch --multi_gpu --num_processes 2 (torchrun underneath; on this CPU machine each rank runs on the CPU):
     each rank writes its own shard; a rerun skips everything. (`--cpu` makes accelerate start a single process.)"""
-    from vega3d_nb.extractor import output_path, shard, FeatureSet
+    from vega3d_nb.extractor import FeatureSet
+    from vega3d_nb.extract_cli import output_path, shard
     paths = make_clips(tmp_path / 'clips', n=5, frames=2)
     listing = tmp_path / 'clips.txt'; listing.write_text('\n'.join(map(str, paths)))
     out = tmp_path / 'out'

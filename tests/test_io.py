@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from vega3d_nb.core import Clip
-from vega3d_nb.io import ClipTooLargeError, load_clip, sample_clip_paths, save_clip
+from vega3d_nb.frames import ClipTooLargeError
+from vega3d_nb.io import load_clip, sample_clip_paths, save_clip
 
 
 def _frames(T=30, H=64, W=96, seed=0):
