@@ -223,14 +223,12 @@ def clip_features(inp: ClipInput, st: ViewSettings,
                   cache_dir=None,                         # the extractor's on-disk grid cache
                  ):
     "`inp`'s FeatureSet at `st.info` for `layers`: one forward per noise sample, memoised in `cache`."
-    from vega3d_nb.extractor import extract_features  # imports the backbones: only once features are needed
+    from vega3d_nb.extractor import Featurizer  # imports the backbones: only once features are needed
     b = st.backbone
     layers = list(range(b.num_layers)) if layers is None else list(layers)
-    # merge: use the extractor's public feature key here
-    key = (inp.clip_hash, b.name, b.weights_hash, st.info, st.n_noise, st.seed, tuple(layers))
-    make = lambda: extract_features(inp.clip, b, [st.info.t], layers, n_noise=st.n_noise, seed=st.seed,
-                                    cache_dir=cache_dir, progress=False)
-    return make() if cache is None else cache.get('features', key, make)
+    fz = Featurizer(b, timesteps=[st.info.t], layers=layers, n_noise=st.n_noise, seed=st.seed, cache_dir=cache_dir)
+    make = lambda: fz.features(inp.clip)
+    return make() if cache is None else cache.get('features', fz.key(inp.clip), make)
 
 def view_grid(inp: ClipInput, st: ViewSettings, cache: ExplorerCache) -> FeatureGrid:
     "The grid at the settings' (timestep, layer), from the all-layer features."

@@ -13,6 +13,7 @@ import torch.nn as nn
 from fastcore.basics import patch
 
 from ..core import Clip, FeatureGrid, logger, weights_label
+from ..encoding import ExtractSettings
 from ..fusion import AdaptiveGatedFusion, FusionResult
 from .adapters import (VisualTokens, VLMAdapter, build_tiny_random_qwen25vl, load_qwen25vl,
                                      local_model_folder)
@@ -39,8 +40,7 @@ class FusedMLLM(nn.Module):
                  fusion:Optional[AdaptiveGatedFusion]=None, # None: semantic-only
                  backbone=None, # a vega3d_nb.backbones.Backbone for the generative stream
                  gen_features:Optional[Callable]=None, # or any callable clip -> FeatureGrid
-                 timestep:Optional[float]=None, layer:Optional[int]=None, # default: the backbone's defaults
-                 extract_kwargs:Optional[dict]=None, # more arguments for extract_features (temporal, n_noise, seed)
+                 settings:Optional[ExtractSettings]=None, # generative stream: t, layer, size... (default: the backbone's)
                  semantic_only:bool=False, # skip the generative stream (ablation baseline)
                  fusion_weights:str='random-init'): # which weights the fusion holds: WEIGHT_KINDS
         super().__init__()
@@ -50,8 +50,8 @@ class FusedMLLM(nn.Module):
                 raise ValueError(f"fusion.sem_dim={fusion.sem_dim} but the LLM width is {vlm.hidden_size}")
             fusion.to(vlm.device, vlm.dtype)
         self.__dict__['backbone'] = backbone  # frozen diffusion model: not a submodule, not in state_dict
-        self.gen_features_fn, self.timestep, self.layer = gen_features, timestep, layer
-        self.extract_kwargs, self.fusion_weights = dict(extract_kwargs or {}), fusion_weights
+        self.gen_features_fn, self.settings, self.fusion_weights = gen_features, settings, fusion_weights
+        self._featurizer = None   # built on first use, then shared by every clip (keeps the last VAE encoding)
         self.semantic_only = semantic_only or fusion is None
         self.last_fusion: Optional[FusionResult] = None
         self._stream_cache: dict = {}
@@ -75,12 +75,10 @@ def describe(self:FusedMLLM) -> str:
 # %% ../../nbs/09b_mllm_fused.ipynb #c011
 @patch
 def backbone_features(self:FusedMLLM, clip:Clip) -> FeatureGrid: # [T', H', W', C_gen]
-    "The backbone's features for `clip` at the model's timestep and layer."
-    from vega3d_nb.extractor import extract_features
-    t = self.backbone.default_timestep if self.timestep is None else self.timestep
-    l = self.backbone.default_layer if self.layer is None else self.layer
-    kw = {'progress': False, **self.extract_kwargs}
-    return extract_features(clip, self.backbone, timesteps=[t], layers=[l], **kw).get(t, l)
+    "The backbone's features for `clip` at the settings' timestep and layer, through one shared Featurizer."
+    from vega3d_nb.extractor import Featurizer
+    if self._featurizer is None: self._featurizer = Featurizer(self.backbone, self.settings)
+    return self._featurizer.features(clip).get()
 
 @patch
 def generative_tokens(self:FusedMLLM, clip:Clip) -> FeatureGrid: # [T', H', W', C_gen]

