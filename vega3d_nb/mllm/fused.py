@@ -40,7 +40,7 @@ class FusedMLLM(nn.Module):
                  fusion:Optional[AdaptiveGatedFusion]=None, # None: semantic-only
                  backbone=None, # a vega3d_nb.backbones.Backbone for the generative stream
                  gen_features:Optional[Callable]=None, # or any callable clip -> FeatureGrid
-                 settings:Optional[ExtractSettings]=None, # generative stream: t, layer, size... (default: the backbone's)
+                 settings:Optional[ExtractSettings]=None, # the generative stream (default: the backbone's t, layer)
                  semantic_only:bool=False, # skip the generative stream (ablation baseline)
                  fusion_weights:str='random-init'): # which weights the fusion holds: WEIGHT_KINDS
         super().__init__()
