@@ -75,6 +75,7 @@ def load_motorcycle(size=None  # None: native 500x741; int: shorter side; (H, W)
     left, _, disp = stereo_motorcycle()
     depth, valid = _motorcycle_depth(disp)
     rgb = torch.from_numpy(left).permute(2, 0, 1).float() / 255
-    s = RealDepthSample(rgb, torch.from_numpy(depth).float(), torch.from_numpy(valid), torch.from_numpy(_motorcycle_K()))
+    s = RealDepthSample(rgb, torch.from_numpy(depth).float(), torch.from_numpy(valid),
+                        torch.from_numpy(_motorcycle_K()))
     if size is not None: s = _resize_sample(s, *_target_size(size, *depth.shape))
     return s._replace(rgb=s.rgb.contiguous())

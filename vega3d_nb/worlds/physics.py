@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..core import Clip, SceneClip, cache_root, logger
-from ..scenes import backproject
+from ..geometry import backproject
 
 # %% auto #0
 __all__ = ['SHAPES', 'COLORS', 'MATERIALS', 'PHYSICS_SPLITS', 'import_mujoco', 'PhysicsObject', 'OrbitCamera', 'PhysicsScene',
