@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from vega3d_nb.scenes import SceneDataset, default_cache_dir, flat_ground_clip, load_scene_clip, make_scene, render_scene_clip
+from vega3d_nb.scenes import (SceneDataset, default_cache_dir, flat_ground_clip, load_scene_clip, make_scene,
+                              render_scene_clip)
 
 
 def test_default_cache_dir_follows_env(tmp_path, monkeypatch):

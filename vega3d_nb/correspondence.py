@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from .core import FeatureGrid, SceneClip
 from .align import feature_frames, temporal_index, upsample_features, sample_features
 from .metrics import pck, PCK_ALPHAS
-from .scenes import correspondences
+from .geometry import correspondences
 
 # %% auto #0
 __all__ = ['Matches', 'identity_matches', 'match_correspondences', 'CorrespondenceScores', 'correspondence_queries',

@@ -15,7 +15,7 @@ import torch
 from .core import FeatureGrid, SceneClip, logger
 from .explorer import ClipInput, ExplorerCache, SceneSet, ViewSettings, Workspace, clip_features, view_grid
 from .metrics import evaluate_depth, pck
-from .scenes import correspondences, intrinsics
+from .geometry import correspondences, intrinsics
 
 # %% auto #0
 __all__ = ['DEPTH_COLUMNS', 'MAX_SWEEP_SEEDS', 'SceneProbe', 'probe_key', 'fit_scene_probe', 'DepthView', 'depth_view',

@@ -15,7 +15,7 @@ import torch
 from fastcore.basics import patch
 
 from ..core import Clip, SceneClip, cache_root, logger
-from ..scenes import backproject
+from ..geometry import backproject
 from .mujoco import MujocoRenderer, import_mujoco
 
 # %% auto #0
