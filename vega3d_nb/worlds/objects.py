@@ -5,7 +5,7 @@
 # %% ../../nbs/02g_worlds_objects.ipynb #c002
 from __future__ import annotations
 import hashlib, importlib.util, json, os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -248,6 +248,14 @@ def box_corners(self: ObjectRender, frame: int = 0) -> np.ndarray:
     signs = np.array([[(i >> b & 1) * 2 - 1 for b in range(3)] for i in range(8)], np.float64)
     P = self.body_poses[frame, 0].numpy()
     return (signs * self.box_size.numpy() / 2) @ P[:3, :3].T + P[:3, 3]
+
+@patch
+def world_mesh(self: ObjectRender, frame: int = 0) -> tuple:
+    "World vertices `[V, 3]` and triangles `[F, 3]` of the object at `frame`, as rendered."
+    (m, d), P = _build(self.spec, self.clip.size), self.body_poses[frame, 0].numpy()
+    d.mocap_pos[0], d.mocap_quat[0] = P[:3, 3], _quat(P[:3, :3])
+    import_mujoco().mj_forward(m, d)
+    return _world_mesh(m, d)
 
 # %% ../../nbs/02g_worlds_objects.ipynb #c024
 def render_object(spec: ObjectSpec,
