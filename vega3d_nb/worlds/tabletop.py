@@ -43,7 +43,7 @@ def import_robosuite():
                           f"{_INSTALL}") from e
     return robosuite
 
-# %% ../../nbs/02e_worlds_tabletop.ipynb #c009
+# %% ../../nbs/02e_worlds_tabletop.ipynb #c010
 TASKS = {'Lift': ('cube',), 'Stack': ('cubeA', 'cubeB'), 'PickPlaceCan': ('Can',)}   # objects, in id order
 HORIZON = {'Lift': 64, 'Stack': 120, 'PickPlaceCan': 240}   # control steps per episode
 CONTROL_HZ = 20
@@ -66,7 +66,7 @@ def make_env(task: str, seed: int):
         env.reset()
     return env
 
-# %% ../../nbs/02e_worlds_tabletop.ipynb #c012
+# %% ../../nbs/02e_worlds_tabletop.ipynb #c013
 @dataclass
 class Phase:
     "One stage of the scripted expert."
@@ -93,7 +93,7 @@ def _plan(ex, task: str) -> list:
             Phase('close', None, 1, 10), Phase('lift', lambda: ex.start + [0, 0, 0.18], 1)]
     return pick + _place_phases(ex, task) + [Phase('hold', None, -1 if task != 'Lift' else 1, 10 ** 9)]
 
-# %% ../../nbs/02e_worlds_tabletop.ipynb #c013
+# %% ../../nbs/02e_worlds_tabletop.ipynb #c014
 class ScriptedExpert:
     "A noisy pick (and place) script for one episode of a tabletop env."
     def __init__(self, env, task: str, rng: np.random.Generator,
@@ -124,7 +124,7 @@ class ScriptedExpert:
         if done: self.k, self.n, self.start = self.k + 1, 0, self.eef()
         return np.clip(a, -1, 1)
 
-# %% ../../nbs/02e_worlds_tabletop.ipynb #c016
+# %% ../../nbs/02e_worlds_tabletop.ipynb #c017
 @dataclass
 class Episode:
     "What the expert did in one episode, and whether the task succeeded."
@@ -156,12 +156,12 @@ def run_episode(task: str, seed: int, n_frames: int = 0,
         return Episode(task, seed, actions, phases, steps, bool(env._check_success()))
     finally: env.close()
 
-# %% ../../nbs/02e_worlds_tabletop.ipynb #c018
+# %% ../../nbs/02e_worlds_tabletop.ipynb #c019
 def expert_success(task: str, seeds: Sequence[int], noise: float = 0.1) -> list:
     "Whether the scripted expert succeeds, one bool per seed (no rendering)."
     return [run_episode(task, int(s), noise=noise).success for s in seeds]
 
-# %% ../../nbs/02e_worlds_tabletop.ipynb #c024
+# %% ../../nbs/02e_worlds_tabletop.ipynb #c025
 def instance_map(env, task: str) -> tuple:
     "`lut` `[ngeom]` instance id of every geom, and `bodies`, the MuJoCo body of instance id i + 1 at index i."
     m = env.sim.model._model
@@ -174,7 +174,7 @@ def instance_map(env, task: str) -> tuple:
     for j, b in enumerate(robot): lut[m.geom_bodyid == b] = len(objects) + j + 1
     return lut, objects + robot
 
-# %% ../../nbs/02e_worlds_tabletop.ipynb #c027
+# %% ../../nbs/02e_worlds_tabletop.ipynb #c028
 _FLIP = np.diag([1.0, -1.0, -1.0])   # MuJoCo camera axes <-> OpenCV camera axes
 
 def camera_pose(d, cam_id: int) -> np.ndarray:
@@ -189,7 +189,7 @@ def camera_intrinsics(m, cam_id: int, size: tuple) -> np.ndarray:
     f = (H / 2) / np.tan(np.deg2rad(m.cam_fovy[cam_id]) / 2)
     return np.array([[f, 0, (W - 1) / 2], [0, f, (H - 1) / 2], [0, 0, 1.0]])
 
-# %% ../../nbs/02e_worlds_tabletop.ipynb #c029
+# %% ../../nbs/02e_worlds_tabletop.ipynb #c030
 @dataclass
 class OrbitPath:
     "A camera circling the table during a clip, looking at `target`."
@@ -215,7 +215,7 @@ def random_orbit(rng: np.random.Generator,
     return OrbitPath(target, float(rng.uniform(near, near + 0.4)), float(rng.uniform(25, 60)),
                      float(rng.uniform(-50, 50)), sweep)
 
-# %% ../../nbs/02e_worlds_tabletop.ipynb #c032
+# %% ../../nbs/02e_worlds_tabletop.ipynb #c033
 def _renderer(env, size: tuple) -> MujocoRenderer:
     "A renderer of `env`'s agentview that draws visual geoms only, without multisampling."
     m = env.sim.model._model
@@ -232,7 +232,7 @@ def _render_view(r: MujocoRenderer, d, cam_id: int, pose: Optional[np.ndarray] =
     try: return r.render(d, {g: g for g in range(r.m.ngeom)})
     finally: d.cam_xpos[cam_id], d.cam_xmat[cam_id] = saved
 
-# %% ../../nbs/02e_worlds_tabletop.ipynb #c033
+# %% ../../nbs/02e_worlds_tabletop.ipynb #c034
 def geom_normals(points: np.ndarray,   # [H, W, 3] world points of a frame's pixels
                  geoms: np.ndarray,    # [H, W] geom id per pixel (-1: none)
                  m, d) -> np.ndarray:
@@ -249,7 +249,7 @@ def geom_normals(points: np.ndarray,   # [H, W, 3] world points of a frame's pix
             n[sel] = e @ R.T
     return n
 
-# %% ../../nbs/02e_worlds_tabletop.ipynb #c038
+# %% ../../nbs/02e_worlds_tabletop.ipynb #c039
 @dataclass
 class TabletopClip(SceneClip):
     "A SceneClip of a robosuite episode, plus the bodies' poses, the gripper, the actions and the outcome."
@@ -270,7 +270,7 @@ class TabletopClip(SceneClip):
     @property
     def robot_ids(self) -> range: return range(self.n_objects + 1, len(self.body_names) + 1)
 
-# %% ../../nbs/02e_worlds_tabletop.ipynb #c039
+# %% ../../nbs/02e_worlds_tabletop.ipynb #c040
 class _Recorder:
     "Called at each frame of an episode: renders the views and records the bodies, gripper and success."
     def __init__(self, task: str, size: tuple, views: tuple, orbit: OrbitPath, n_frames: int):
@@ -298,7 +298,7 @@ class _Recorder:
         eef = d.site_xpos[env.robots[0].eef_site_id['right']].copy()
         self.state.append((bp, d.qpos[self.fingers].copy(), eef, bool(env._check_success())))
 
-# %% ../../nbs/02e_worlds_tabletop.ipynb #c040
+# %% ../../nbs/02e_worlds_tabletop.ipynb #c041
 def _clip(rec: _Recorder, ep: Episode, view: str) -> TabletopClip:
     "The TabletopClip of one view of a recorded episode."
     rgb, depth, ids, normals, poses = (np.stack(x) for x in zip(*rec.frames[view]))
@@ -317,7 +317,7 @@ def _clip(rec: _Recorder, ep: Episode, view: str) -> TabletopClip:
                         times=torch.from_numpy(ep.frame_steps / CONTROL_HZ), success_frames=torch.from_numpy(ok),
                         success=ep.success, orbit=rec.orbit if view == 'orbit' else None)
 
-# %% ../../nbs/02e_worlds_tabletop.ipynb #c041
+# %% ../../nbs/02e_worlds_tabletop.ipynb #c042
 def render_tabletop_clips(task: str, seed: int,
                           n_frames: int = 16, size=(64, 64),
                           views: Sequence[str] = VIEWS,   # any of 'agentview', 'orbit'
