@@ -39,6 +39,10 @@ fi
 # 5. The physical worlds' extra simulators and meshes (MuJoCo itself is in settings.ini's requirements):
 #    robosuite 1.5.2 for the tabletop world (h5py is an undeclared dependency of its camera utilities; about 1.4 GB with
 #    the robot meshes), and pybullet for the real object meshes in pybullet_data (a 103 MB wheel, 286 MB installed).
-"$PY" -c "import robosuite, h5py" >/dev/null 2>&1 || "$PY" -m pip install -q "robosuite==1.5.2" "mujoco>=3.3,<3.10" h5py
+if ! "$PY" -c "import robosuite, h5py" >/dev/null 2>&1; then
+  "$PY" -m pip install -q "robosuite==1.5.2" "mujoco>=3.3,<3.10" h5py
+  # robosuite pins mink==0.0.5 (numpy<2), which downgrades numpy and breaks pandas; mink (GR1 IK) is unused here.
+  "$PY" -m pip install -q "numpy>=2.0.2"
+fi
 "$PY" -c "import pybullet_data" >/dev/null 2>&1 || "$PY" -m pip install -q "pybullet>=3.2.5"
 echo "install.sh: environment ready in $VENV"
