@@ -318,12 +318,13 @@ def _feature_caption(grid: FeatureGrid, cached: bool, fixed_colours: bool) -> st
 # %% ../nbs/13_explorer.ipynb #c033
 def features_view(inp: ClipInput, st: ViewSettings, cache: ExplorerCache,
                   fixed_colours: bool = True,  # reuse the PCA fitted at the first timestep viewed for this layer
+                  progress: Optional[Callable] = None,  # progress(fraction, desc=...) while features are extracted
                  ) -> FeatureView:
     "PCA colouring of the (t, layer) features of every frame, next to the input frames."
     from vega3d_nb.mosaic import input_vs_pca
     from vega3d_nb.viz import pca_rgb
     hits = cache['features'].hits
-    grid = view_grid(inp, st, cache)
+    grid = view_grid(inp, st, cache, progress)
     cached = cache['features'].hits > hits
     pkey = pca_key(inp, st)
     rgb, proj = pca_rgb(grid, projection=cache['pca'].peek(pkey) if fixed_colours else None)

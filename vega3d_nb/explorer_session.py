@@ -14,8 +14,8 @@ from .explorer import LRU, MAX_NOISE, ClipInput
 
 # %% auto #0
 __all__ = ['NO_CLIP', 'MAX_MESSAGE_CHARS', 'MAX_HISTORY_MESSAGES', 'ExplorerSession', 'load_into', 'control_ranges', 'Knobs',
-           'clamp_knobs', 'weights_missing', 'backbone_choices', 'BackboneShelf', 'switch_backbone', 'session_backbone',
-           'scrub_paths', 'chat_quality', 'check_message', 'bounded_history', 'event_error']
+           'clamp_value', 'clamp_knobs', 'weights_missing', 'backbone_choices', 'BackboneShelf', 'switch_backbone',
+           'session_backbone', 'scrub_paths', 'chat_quality', 'check_message', 'bounded_history', 'event_error']
 
 # %% ../nbs/13b_explorer_session.ipynb #c007
 NO_CLIP = "No clip loaded yet: upload a video, image or zip of images, or pick a sample, then press Load."
@@ -63,21 +63,25 @@ def _number(v, what: str) -> float:
     if not math.isfinite(x): raise ValueError(f"{what} must be a finite number, got {v!r}")
     return x
 
-def _into(v, lo, hi, what: str, notes: list, whole: bool = False):
-    "`v` clamped to [lo, hi] (rounded when `whole`), noting any change in `notes`."
+def clamp_value(v, lo, hi, what: str,  # the value, its range and its name in the message
+                whole: bool = False,         # round to a whole number
+                notes: Optional[list] = None,  # a change is noted here
+               ):
+    "`v` brought into [lo, hi] (rounded when `whole`); a change is noted in `notes`."
     x = _number(v, what)
     c = min(max(round(x) if whole else x, lo), hi)
-    if c != x: notes.append(f"{what} {x:g} is outside [{lo:g}, {hi:g}]" if not lo <= x <= hi else
-                            f"{what} {x:g} is not a whole number")
+    if c != x and notes is not None:
+        notes.append(f"{what} {x:g} is outside [{lo:g}, {hi:g}]" if not lo <= x <= hi else
+                     f"{what} {x:g} is not a whole number")
     return int(c) if whole else float(c)
 
 def clamp_knobs(backbone, t, layer, n_noise=1, seed=0) -> Knobs:
     "The controls' values clamped to `control_ranges(backbone)` (layer, noise and seed rounded), with one message."
     r, notes = control_ranges(backbone), []
-    t = _into(t, r['t_min'], r['t_max'], 'timestep', notes)
-    layer = _into(layer, 0, r['n_layers'] - 1, 'layer', notes, whole=True)
-    n_noise = _into(n_noise, 1, MAX_NOISE, 'noise samples', notes, whole=True)
-    seed = _into(0 if seed is None else seed, 0, 2 ** 31 - 1, 'seed', notes, whole=True)
+    t = clamp_value(t, r['t_min'], r['t_max'], 'timestep', notes=notes)
+    layer = clamp_value(layer, 0, r['n_layers'] - 1, 'layer', True, notes)
+    n_noise = clamp_value(n_noise, 1, MAX_NOISE, 'noise samples', True, notes)
+    seed = clamp_value(0 if seed is None else seed, 0, 2 ** 31 - 1, 'seed', True, notes)
     used = f'using timestep {t:g}, layer {layer}, {n_noise} noise sample(s), seed {seed}'
     return Knobs(t, layer, n_noise, seed, '; '.join(notes) + f': {used}.' if notes else '')
 
