@@ -67,6 +67,7 @@ def controls(models: H.AppModels, session: gr.State) -> NS:
 
     @guarded
     def on_backbone(sess, bb_name, progress=gr.Progress()):
+        if bb_name == sess.backbone: return (gr.update(),) * 5  # e.g. the dropdown put back after a failed load
         progress(0.2, desc=f'loading {bb_name}')
         c, new, msg = H.switch_backbone(models, sess, bb_name)
         warn(msg)

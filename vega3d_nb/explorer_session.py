@@ -99,6 +99,8 @@ def weights_missing(name: str) -> Optional[str]:
     if isinstance(try_to_load_from_cache(spec.model_id, 'model_index.json'), str): return None
     return f"weights not downloaded (`huggingface-cli download {spec.model_id}`)"
 
+def _short(why: str) -> str: return why.split(' (')[0].split(': ')[0].split('. ')[0][:70]
+
 def backbone_choices(names=None,                 # registry names (default: all)
                      unavailable: Optional[dict] = None,  # name -> why, from failed loads
                     ) -> list:
@@ -110,7 +112,7 @@ def backbone_choices(names=None,                 # registry names (default: all)
         spec = BACKBONES.get(n)
         why = (unavailable or {}).get(n) or weights_missing(n)
         kind = weights_label(spec.weights) if spec else 'local folder'
-        out.append((f'{n} ({kind})' + (f' - unavailable: {why.split(". ")[0][:80]}' if why else ''), n))
+        out.append((f'{n} ({kind})' + (f' - unavailable: {_short(why)}' if why else ''), n))
     return out
 
 # %% ../nbs/13b_explorer_session.ipynb #c016
