@@ -123,26 +123,30 @@ def input_tab(models: H.AppModels) -> NS:
 def features_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
     "PCA colouring of the features; any control move refreshes it (from cached features when it can)."
     with gr.Tab('Features', id='features'):
-        fixed = gr.Checkbox(True, label='keep PCA colours fixed across timesteps (refit per layer)')
+        with gr.Row():
+            fixed = gr.Checkbox(True, label='keep PCA colours fixed across timesteps (refit per layer)')
+            opacity = gr.Slider(0, 1, value=0.5, step=0.05, label='overlay opacity', elem_id='pca_opacity')
         caption = gr.Markdown(elem_id='feat_caption')
         image = gr.Image(label='input frames (top) and PCA of their features (below)', type='numpy', interactive=False,
                          elem_id='pca_image', format='png')
+        overlay = gr.Image(label='PCA colours over the frames', type='numpy', interactive=False,
+                           elem_id='pca_overlay', format='png')
         with gr.Row():
             in_vid = gr.Video(label='input', interactive=False, autoplay=True, loop=True, height=300)
             pca_vid = gr.Video(label='input | PCA colouring', interactive=False, autoplay=True, loop=True,
                                elem_id='pca_video', height=300)
 
     @guarded
-    def on_features(sess, bb_name, t, l, nn, sd, fix, progress=gr.Progress()):
+    def on_features(sess, bb_name, t, l, nn, sd, fix, op, progress=gr.Progress()):
         keep = (gr.update(),) * 4
-        if sess.input is None: return (gr.update(), 'Load a clip on the Input tab first.', None) + keep
+        if sess.input is None: return (gr.update(), None, 'Load a clip on the Input tab first.', None) + keep
         b, kn = checked_knobs(models, sess, bb_name, t, l, nn, sd)
-        v = H.features_view(models, sess, b, kn.t, kn.layer, kn.n_noise, kn.seed, bool(fix), progress)
+        v = H.features_view(models, sess, b, kn.t, kn.layer, kn.n_noise, kn.seed, bool(fix), progress, op)
         boxes = tuple(gr.update(value=x) for x in (kn.t, kn.layer, kn.n_noise, kn.seed)) if kn.message else keep
-        return (v.mosaic, v.caption, H.pca_video(models, sess, v)) + boxes
+        return (v.mosaic, v.overlay, v.caption, H.pca_video(models, sess, v)) + boxes
 
-    ins, outs = k.knobs + [fixed], [image, caption, pca_vid, k.t, k.layer, k.n_noise, k.seed]
-    for c in (k.t, k.layer, k.n_noise, k.seed, fixed):
+    ins, outs = k.knobs + [fixed, opacity], [image, overlay, caption, pca_vid, k.t, k.layer, k.n_noise, k.seed]
+    for c in (k.t, k.layer, k.n_noise, k.seed, fixed, opacity):
         c.change(on_features, ins, outs, trigger_mode='always_last', **RAW)
     return NS(in_vid=in_vid, refresh=(on_features, ins, outs))
 

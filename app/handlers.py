@@ -16,7 +16,8 @@ from vega3d_nb import explorer as E
 from vega3d_nb import explorer_probes as EP
 from vega3d_nb import explorer_session as ES
 from vega3d_nb.core import logger
-from vega3d_nb.explorer import DEFAULT_FRAMES, DEFAULT_SIZE, SYNTHETIC_SAMPLE, Limits, SceneSet, Workspace, sample_names
+from vega3d_nb.explorer import (DEFAULT_FRAMES, DEFAULT_SIZE, HELDOUT_SAMPLE, SYNTHETIC_SAMPLE, Limits, SceneSet,
+                                Workspace, sample_label, sample_names)
 from vega3d_nb.explorer_probes import display_scale
 from vega3d_nb.explorer_session import BackboneShelf, ExplorerSession as Session
 from vega3d_nb.io import IMAGE_EXTS, VIDEO_EXTS
@@ -73,11 +74,6 @@ def checked(models: AppModels, session: Session, name: str, t, layer, n_noise=1,
 def timestep_label(backbone, t: float) -> str:
     "`t` snapped to the backbone's schedule, with sigma and step index."
     return f'**timestep** {backbone.timestep_info(float(t))}'
-
-
-def sample_label(name: str) -> str:
-    kind = 'synthetic, with ground truth' if name == SYNTHETIC_SAMPLE else 'real video, no ground truth'
-    return f'{name} ({kind})'
 
 
 # ---------------------------------------------------------------- input
@@ -137,9 +133,10 @@ def _view(session: Session, backbone, t, layer, n_noise, seed) -> tuple:
 
 
 def features_view(models, session, backbone, t, layer, n_noise=1, seed=0, fixed_colours=True,
-                  progress=None) -> E.FeatureView:
+                  progress=None, opacity: float = 0.5) -> E.FeatureView:
     inp, st = _view(session, backbone, t, layer, n_noise, seed)
-    return E.features_view(inp, st, models.workspace.cache, fixed_colours, progress=progress)
+    opacity = ES.clamp_value(opacity, 0, 1, 'opacity')
+    return E.features_view(inp, st, models.workspace.cache, fixed_colours, progress=progress, opacity=opacity)
 
 
 def pca_video(models: AppModels, session: Session, view: E.FeatureView) -> Path:

@@ -18,14 +18,14 @@ import torch
 
 from .core import Clip, FeatureGrid, SceneClip, logger
 from .io import IMAGE_EXTS, VIDEO_EXTS, load_clip, sample_clip_paths, save_clip
-from .scenes import sample_scene_clip, scene_splits
+from .scenes import make_scene, render_scene_clip, sample_scene_clip, scene_splits
 
 # %% auto #0
-__all__ = ['CACHE_SIZES', 'MAX_NOISE', 'SYNTHETIC_SAMPLE', 'DEFAULT_FRAMES', 'DEFAULT_SIZE', 'LRU', 'ExplorerCache',
-           'ViewSettings', 'view_settings', 'SceneSet', 'Workspace', 'Limits', 'ClipInput', 'check_upload',
-           'sample_names', 'frame_similarity', 'shot_cuts', 'read_input', 'block_progress', 'clip_features',
-           'view_grid', 'FeatureView', 'pca_key', 'features_view', 'input_video', 'pca_video', 'GatesView',
-           'gates_view']
+__all__ = ['CACHE_SIZES', 'MAX_NOISE', 'SYNTHETIC_SAMPLE', 'DEFAULT_FRAMES', 'DEFAULT_SIZE', 'HELDOUT_SAMPLE', 'HELDOUT_SCENE',
+           'LRU', 'ExplorerCache', 'ViewSettings', 'view_settings', 'SceneSet', 'Workspace', 'Limits', 'ClipInput',
+           'check_upload', 'sample_names', 'sample_label', 'frame_similarity', 'shot_cuts', 'read_input',
+           'block_progress', 'clip_features', 'view_grid', 'FeatureView', 'pca_key', 'pca_overlay', 'features_view',
+           'input_video', 'pca_video', 'GatesView', 'gates_view']
 
 # %% ../nbs/13_explorer.ipynb #c007
 class LRU:
@@ -180,9 +180,18 @@ def check_upload(path, limits: Limits) -> Path:
                          f"({', '.join(VIDEO_EXTS)}), an image ({', '.join(IMAGE_EXTS)}) or a .zip of images")
     return path
 
+HELDOUT_SAMPLE, HELDOUT_SCENE = 'scene_heldout', 2_000_100  # a test-split scene, beyond the probe's test scenes
+
 def sample_names() -> list:
-    "The bundled samples, the synthetic one (with ground truth) first."
-    return sorted(sample_clip_paths(), key=lambda n: (n != SYNTHETIC_SAMPLE, n))
+    "The bundled samples, the synthetic ones (with ground truth) first."
+    return [SYNTHETIC_SAMPLE, HELDOUT_SAMPLE] + sorted(n for n in sample_clip_paths() if n != SYNTHETIC_SAMPLE)
+
+def sample_label(name: str) -> str:
+    "What a sample is and whether the shipped backbone (vega3d-tiny-scenes) trained on it."
+    if name == SYNTHETIC_SAMPLE:
+        return f'{name} (synthetic, ground truth; IN distribution: a training scene of vega3d-tiny-scenes)'
+    if name == HELDOUT_SAMPLE: return f'{name} (synthetic, ground truth; held out: a test-split scene)'
+    return f'{name} (real video, no ground truth; out of distribution for vega3d-tiny-scenes)'
 
 # %% ../nbs/13_explorer.ipynb #c044
 def frame_similarity(frames: np.ndarray,  # [T, H, W, 3] uint8
@@ -222,8 +231,9 @@ def _read_upload(path: Path, num_frames: int, size: int, limits: Limits, tmp_dir
     return ClipInput(clip, None, path.name, notes)
 
 def _read_sample(sample: str, num_frames: int, size: int, limits: Limits, stride=None) -> ClipInput:
-    if sample == SYNTHETIC_SAMPLE:
-        scene = sample_scene_clip(n_frames=num_frames, size=(size, size))
+    if sample in (SYNTHETIC_SAMPLE, HELDOUT_SAMPLE):
+        scene = sample_scene_clip(n_frames=num_frames, size=(size, size)) if sample == SYNTHETIC_SAMPLE else \
+            render_scene_clip(make_scene(HELDOUT_SCENE), num_frames, (size, size), 'orbit')
         scene.clip.source = sample
         return ClipInput(scene.clip, scene, sample)
     paths = sample_clip_paths()
@@ -304,23 +314,36 @@ class FeatureView:
     grid: FeatureGrid
     caption: str
     cached: bool              # the features came from the cache (no forward ran)
+    overlay: Optional[np.ndarray] = None  # [H', W', 3] uint8: the PCA colours over each frame, at `opacity`
+    explained: tuple = ()     # fraction of the variance along each of the 3 components
 
 def pca_key(inp: ClipInput, st: ViewSettings) -> tuple:
     "Cache key of a layer's PCA projection: fitted once per (clip, backbone, layer, noise, seed)."
     return (inp.clip_hash, st.backbone.name, st.backbone.weights_hash, st.layer, st.n_noise, st.seed)
 
-def _feature_caption(grid: FeatureGrid, cached: bool, fixed_colours: bool) -> str:
+def _feature_caption(grid: FeatureGrid, cached: bool, fixed_colours: bool, explained: tuple = ()) -> str:
+    var = ', '.join(f'PC{i + 1} {e:.0%}' for i, e in enumerate(explained))
     return (f'PCA of {grid.describe()}; grid {grid.grid_size[0]}x{grid.grid_size[1]} per frame, '
-            f'{grid.feat_dim} channels. '
+            f'{grid.feat_dim} channels' + (f'; explained variance {var} (red, green, blue)' if var else '') + '. '
             f'{"Reused cached features (no forward)" if cached else "Ran one forward for all layers at this timestep"}'
             f'{"; colours fitted at the first timestep viewed for this layer" if fixed_colours else ""}.')
+
+def pca_overlay(frames: np.ndarray,  # [T, H, W, 3] uint8
+                pca: np.ndarray,     # [T, h, w, 3] PCA colours in [0, 1]
+                opacity: float = 0.5, min_side: int = 128, cols: int = 9) -> np.ndarray:
+    "Each frame with its PCA colouring drawn over it at `opacity`, as one mosaic (small frames enlarged)."
+    from vega3d_nb.mosaic import blend, tile_frames
+    s = max(1, min_side // min(frames.shape[1:3]))
+    big = frames.repeat(s, axis=1).repeat(s, axis=2) if s > 1 else frames
+    return tile_frames(np.stack([blend(f, p, opacity) for f, p in zip(big, pca)]), cols)
 
 # %% ../nbs/13_explorer.ipynb #c033
 def features_view(inp: ClipInput, st: ViewSettings, cache: ExplorerCache,
                   fixed_colours: bool = True,  # reuse the PCA fitted at the first timestep viewed for this layer
                   progress: Optional[Callable] = None,  # progress(fraction, desc=...) while features are extracted
+                  opacity: float = 0.5,        # of the PCA colours drawn over the frames
                  ) -> FeatureView:
-    "PCA colouring of the (t, layer) features of every frame, next to the input frames."
+    "PCA colouring of the (t, layer) features of every frame, next to and over the input frames."
     from vega3d_nb.mosaic import input_vs_pca
     from vega3d_nb.viz import pca_rgb
     hits = cache['features'].hits
@@ -329,8 +352,9 @@ def features_view(inp: ClipInput, st: ViewSettings, cache: ExplorerCache,
     pkey = pca_key(inp, st)
     rgb, proj = pca_rgb(grid, projection=cache['pca'].peek(pkey) if fixed_colours else None)
     if fixed_colours: cache.get('pca', pkey, lambda: proj)
-    caption = _feature_caption(grid, cached, fixed_colours)
-    return FeatureView(input_vs_pca(inp.frames_u8, rgb), rgb, grid, caption, cached)
+    ex = tuple(float(e) for e in proj.explained) if proj.explained is not None else ()
+    return FeatureView(input_vs_pca(inp.frames_u8, rgb), rgb, grid, _feature_caption(grid, cached, fixed_colours, ex),
+                       cached, pca_overlay(inp.frames_u8, rgb, opacity), ex)
 
 # %% ../nbs/13_explorer.ipynb #c037
 def input_video(inp: ClipInput, workdir) -> Path:

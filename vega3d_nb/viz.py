@@ -50,6 +50,7 @@ class PCAProjection:
     hi: torch.Tensor          # [n] 99th percentile
     n_fit: int                # pixels the PCA was fitted on
     source: str = ''          # what the features were (weights note)
+    explained: Optional[torch.Tensor] = None  # [n] fraction of the fitted pixels' variance along each component
 
     def __call__(self, x: torch.Tensor  # [..., C] features
                 ) -> torch.Tensor:      # [..., n] in [0, 1]
@@ -73,7 +74,10 @@ def fit_pca(X: torch.Tensor,     # [N, C] pixels to fit on
     comp = comp * torch.sign(comp.gather(0, comp.abs().argmax(0, keepdim=True)))
     if k < n: comp = torch.cat([comp, comp.new_zeros(comp.shape[0], n - k)], 1)
     Y = Xc @ comp
-    return PCAProjection(mean, comp, torch.quantile(Y, 0.01, dim=0), torch.quantile(Y, 0.99, dim=0), len(X), source)
+    ev = evals.flip(0).clamp_min(0)
+    explained = torch.cat([ev[:k], ev.new_zeros(n - k)]) / ev.sum().clamp_min(1e-300)
+    return PCAProjection(mean, comp, torch.quantile(Y, 0.01, dim=0), torch.quantile(Y, 0.99, dim=0), len(X), source,
+                         explained)
 
 # %% ../nbs/07_viz.ipynb #c010
 def _fit_pixels(xs: list, masks: list, fit_on) -> torch.Tensor:
