@@ -227,6 +227,7 @@ def _match_row(k: int, m, truth: Optional[tuple], has_truth: bool) -> dict:
     elif has_truth: row.update(true_x=None, true_y=None, error_px=None)
     return row
 
+# %% ../nbs/13a_explorer_probes.ipynb #c035
 def _marks(m, gt) -> list:
     u, v = m.uv_b[0].tolist()
     return [(u, v, 'red', 'x')] + ([(*gt, 'lime', 'ring')] if gt else [])
@@ -322,7 +323,8 @@ def sweep_display(df: pd.DataFrame, metrics=('none.delta1', PCK_METRIC)) -> pd.D
     for col, fmt in (('t', '{:.1f}'), ('sigma', '{:.3f}')):
         if col in out: out[col] = [fmt.format(v) if pd.notna(v) else '' for v in df[col]]
     if 'n_seeds' in df and (df['n_seeds'] == 1).all():
-        out = out.apply(lambda c: c.str.replace(r' ± \d+\.\d+$', '', regex=True) if pd.api.types.is_string_dtype(c) else c)
+        bare = lambda c: c.str.replace(r' ± \d+\.\d+$', '', regex=True) if pd.api.types.is_string_dtype(c) else c
+        out = out.apply(bare)
     from vega3d_nb.depth_probe import BASELINES
     for m in metrics:
         base = best_baseline(df, m) if m in df else None

@@ -339,9 +339,9 @@ def sweep_heatmap(df: pd.DataFrame,           # a table from `sweep.sweep`
                                                                if base else '')
     scale = dict(colorscale='RdBu', zmid=0.) if vs_baseline else \
         dict(colorscale='Viridis', zmin=float(np.nanmin(vals)), zmax=float(np.nanmax(vals)))
-    fig = go.Figure(go.Heatmap(z=z.values, x=xl, y=[_llabel(l) for l in layers], texttemplate='%{text}',
-                               text=_cell_text(sg, ts, layers, z, one_seed, vs_baseline), reversescale=not sg.higher_is_better,
-                               colorbar=dict(title=bar), **scale))
+    text = _cell_text(sg, ts, layers, z, one_seed, vs_baseline)
+    fig = go.Figure(go.Heatmap(z=z.values, x=xl, y=[_llabel(l) for l in layers], texttemplate='%{text}', text=text,
+                               reversescale=not sg.higher_is_better, colorbar=dict(title=bar), **scale))
     _spread_marks(fig, sg, xl, ts, layers)
     if base: _below_marks(fig, sg, base, xl, ts, layers)
     _heatmap_layout(fig, df, sub, sg, metric, source, title, vs_baseline, one_seed)
