@@ -245,15 +245,17 @@ def gates_tab(models: H.AppModels, session: gr.State, k: NS):
     with gr.Tab('Fusion gates', id='gates'):
         btn = gr.Button('Compute fusion gates for this clip', variant='primary', elem_id='gates_btn')
         info = gr.Markdown(elem_id='gates_info')
+        over = gr.Image(label='gates over the frames (red: semantic stream, blue: generative)', type='numpy',
+                        interactive=False, elem_id='gates_overlay', format='png')
         plot = gr.Plot(label='gates')
 
     @guarded
     def on_gates(sess, bb_name, t, l, nn, sd):
         b, kn = checked_knobs(models, sess, bb_name, t, l, nn, sd)
         g = H.gates_view(models, sess, b, kn.t, kn.layer, kn.n_noise, kn.seed)
-        return g.figure, f'Mean gate {g.mean:.3f} over all visual tokens of the clip.'
+        return g.figure, g.overlay, f'Mean gate {g.mean:.3f} over all visual tokens of the clip.'
 
-    btn.click(on_gates, k.knobs, [plot, info], **RAW)
+    btn.click(on_gates, k.knobs, [plot, over, info], **RAW)
 
 
 def chat_tab(models: H.AppModels, session: gr.State):

@@ -25,7 +25,7 @@ __all__ = ['CACHE_SIZES', 'MAX_NOISE', 'SYNTHETIC_SAMPLE', 'DEFAULT_FRAMES', 'DE
            'LRU', 'ExplorerCache', 'ViewSettings', 'view_settings', 'SceneSet', 'Workspace', 'Limits', 'ClipInput',
            'check_upload', 'sample_names', 'sample_label', 'frame_similarity', 'shot_cuts', 'read_input',
            'block_progress', 'clip_features', 'view_grid', 'FeatureView', 'pca_key', 'pca_overlay', 'features_view',
-           'input_video', 'pca_video', 'GatesView', 'gates_view']
+           'input_video', 'pca_video', 'GatesView', 'gate_overlay', 'gates_view']
 
 # %% ../nbs/13_explorer.ipynb #c007
 class LRU:
@@ -376,12 +376,24 @@ class GatesView:
     "What the Fusion gates page shows."
     figure: object             # plotly heatmaps, one per frame
     mean: float                # mean gate over every visual token of the clip
+    overlay: Optional[np.ndarray] = None  # [H', W', 3] uint8: each frame with its gates drawn over it
+
+def gate_overlay(frames: np.ndarray,  # [T, H, W, 3] uint8
+                 gate,                # [T, h, w] gate per visual token in [0, 1]
+                 min_side: int = 128, cols: int = 5) -> np.ndarray:
+    "The gates drawn over their frames at the clip's aspect ratio (blue: generative stream, red: semantic)."
+    from vega3d_nb.mosaic import heat_overlay, tile_frames
+    g = np.asarray(torch.as_tensor(gate).float())
+    if len(g) != len(frames): raise ValueError(f"{len(g)} gate maps for {len(frames)} frames")
+    s = max(1, min_side // min(frames.shape[1:3]))
+    big = frames.repeat(s, axis=1).repeat(s, axis=2) if s > 1 else frames
+    return tile_frames(np.stack([heat_overlay(f, m, 0.55) for f, m in zip(big, g)]), cols)
 
 def gates_view(fused,                   # a vega3d_nb.mllm.fused.FusedMLLM
                inp: ClipInput, st: ViewSettings, cache: ExplorerCache) -> GatesView:
-    "Gate values of the fusion for the clip and the (t, layer) features, as heatmaps and their mean."
+    "Gate values of the fusion for the clip and the (t, layer) features, as heatmaps, over the frames, and their mean."
     from vega3d_nb.viz import gate_figure
     grid = view_grid(inp, st, cache)
     res = fused.fuse(inp.clip, grid)     # raises when the model has no fusion module
     fig = gate_figure(res.gate, f'{fused.describe()}; generative features: {grid.describe()}', mode=res.mode)
-    return GatesView(fig, float(res.gate.mean()))
+    return GatesView(fig, float(res.gate.mean()), gate_overlay(inp.frames_u8, res.gate))
