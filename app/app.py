@@ -5,7 +5,7 @@ Nothing is loaded or set at import: `main()` builds the models and passes them t
 builders lay out one tab each and wire its events to `handlers` (each one library call).
 """
 from __future__ import annotations
-import argparse, atexit, functools, inspect, os, signal, sys, tempfile, traceback
+import argparse, atexit, functools, inspect, os, signal, sys, tempfile
 from pathlib import Path
 from types import SimpleNamespace as NS
 
@@ -17,13 +17,10 @@ DEFAULT_BACKBONE, FALLBACK_BACKBONE = 'vega3d-tiny-scenes', 'tiny-random-wan'
 DEFAULT_MLLM, FALLBACK_MLLM = 'vega3d-small-vlm', 'tiny-random-qwen2.5-vl'
 
 
-def _user_error(e: Exception) -> gr.Error:
-    "Library errors keep their message; anything else is logged with its traceback and shown as one line."
+def _user_error(e: Exception, event: str = 'event') -> gr.Error:
+    "A one-line message for the page; a user's mistake is logged as one line, a real failure with its traceback."
     if isinstance(e, gr.Error): return e
-    if not isinstance(e, ValueError):
-        H.logger.error('app handler failed:\n' + traceback.format_exc())
-        return gr.Error(f'{type(e).__name__}: {e}' if str(e) else type(e).__name__)
-    return gr.Error(str(e))
+    return gr.Error(H.ES.event_error(e, event), print_exception=False)
 
 
 def guarded(fn):
@@ -32,13 +29,22 @@ def guarded(fn):
         @functools.wraps(fn)
         def gen(*a, **kw):
             try: yield from fn(*a, **kw)
-            except Exception as e: raise _user_error(e) from None
+            except Exception as e: raise _user_error(e, fn.__name__) from None
         return gen
     @functools.wraps(fn)
     def wrapper(*a, **kw):
         try: return fn(*a, **kw)
-        except Exception as e: raise _user_error(e) from None
+        except Exception as e: raise _user_error(e, fn.__name__) from None
     return wrapper
+
+
+def warn(*messages):
+    "Show each non-empty message as a warning toast."
+    for m in messages:
+        if m: gr.Warning(m)
+
+
+RAW = dict(preprocess=False)  # events get typed values as they are, so the library clamps them with one message
 
 
 # ---------------------------------------------------------------- the shared controls
@@ -47,36 +53,50 @@ def controls(models: H.AppModels, session: gr.State) -> NS:
     bb0 = models.backbones.get(models.default_backbone)
     c0 = H.backbone_controls(bb0)
     with gr.Row():
-        backbone = gr.Dropdown(H.backbone_choices(), value=bb0.name, label='backbone', elem_id='backbone', scale=2)
+        backbone = gr.Dropdown(H.backbone_choices(models), value=bb0.name, label='backbone', elem_id='backbone',
+                               scale=2)
         t = gr.Slider(c0['t_min'], c0['t_max'], value=c0['t'], step=1, label='timestep t (0-1000 scale)',
                       elem_id='t_slider', scale=2)
         layer = gr.Slider(0, c0['n_layers'] - 1, value=c0['layer'], step=1, label='layer (block index)',
                           elem_id='layer_slider', scale=2)
-        n_noise = gr.Slider(1, 8, value=1, step=1, label='noise samples', elem_id='n_noise', scale=1)
-        seed = gr.Number(0, precision=0, label='seed', minimum=0, scale=1)
+        n_noise = gr.Slider(1, H.ES.MAX_NOISE, value=1, step=1, label='noise samples', elem_id='n_noise', scale=1)
+        seed = gr.Number(0, precision=0, label='seed', minimum=0, scale=1, elem_id='seed')
     with gr.Row():
         bb_info = gr.Markdown(f'**backbone** {c0["label"]}', elem_id='bb_info')
         t_info = gr.Markdown(H.timestep_label(bb0, c0['t']), elem_id='t_info')
 
     @guarded
-    def on_backbone(bb_name, progress=gr.Progress()):
+    def on_backbone(sess, bb_name, progress=gr.Progress()):
+        if bb_name == sess.backbone: return (gr.update(),) * 5  # e.g. the dropdown put back after a failed load
         progress(0.2, desc=f'loading {bb_name}')
-        c = H.backbone_controls(models.backbones.get(bb_name))
-        return (gr.update(minimum=c['t_min'], maximum=c['t_max'], value=c['t']),
-                gr.update(maximum=c['n_layers'] - 1, value=c['layer']), f'**backbone** {c["label"]}')
+        c, new, msg = H.switch_backbone(models, sess, bb_name)
+        warn(msg)
+        info = f'**backbone** {c["label"]}' + (f'\n\n**Not loaded:** {msg}' if msg else '')
+        return (new, gr.update(value=new.backbone, choices=H.backbone_choices(models)),
+                gr.update(minimum=c['t_min'], maximum=c['t_max'], value=c['t']),
+                gr.update(maximum=c['n_layers'] - 1, value=c['layer']), info)
 
     @guarded
-    def on_t(bb_name, tv): return H.timestep_label(models.backbones.get(bb_name), tv)
+    def on_t(sess, bb_name, tv, lv):
+        b, k = H.checked(models, sess, bb_name, tv, lv)
+        return H.timestep_label(b, k.t)
 
-    backbone.change(on_backbone, backbone, [t, layer, bb_info])
-    t.change(on_t, [backbone, t], t_info)
+    backbone.change(on_backbone, [session, backbone], [session, backbone, t, layer, bb_info])
+    t.change(on_t, [session, backbone, t, layer], t_info, **RAW)
     knobs = [session, backbone, t, layer, n_noise, seed]  # the views' common inputs
     return NS(backbone=backbone, t=t, layer=layer, n_noise=n_noise, seed=seed, knobs=knobs)
 
 
+def checked_knobs(models, sess, bb_name, t, l, nn, sd) -> tuple:
+    "(backbone, Knobs) with a warning when a typed value was clamped."
+    b, k = H.checked(models, sess, bb_name, t, l, nn, sd)
+    warn(k.message)
+    return b, k
+
+
 # ---------------------------------------------------------------- one builder per tab
 def input_tab(models: H.AppModels) -> NS:
-    "Upload or pick a sample; the load events are wired by `wire_loading` (their outputs span several tabs)."
+    "Upload or pick a sample, choose how to sample it; the load events are wired by `wire_loading`."
     lim, samples = models.limits, H.sample_names()
     with gr.Tab('Input', id='input'), gr.Row():
         with gr.Column():
@@ -84,109 +104,140 @@ def input_tab(models: H.AppModels) -> NS:
                              file_types=list(H.VIDEO_EXTS + H.IMAGE_EXTS) + ['.zip'], type='filepath', elem_id='upload')
             sample = gr.Dropdown([(H.sample_label(s), s) for s in samples], value=samples[0] if samples else None,
                                  label='or a bundled sample', elem_id='sample')
-            n_frames = gr.Slider(1, lim.max_frames, value=9, step=1, label='frames', elem_id='n_frames')
-            size = gr.Slider(32, lim.max_size, value=64, step=16, label='resolution (shorter side, px)', elem_id='size')
-            load_btn = gr.Button('Load the selected sample', variant='primary', elem_id='load_btn')
+            n_frames = gr.Slider(1, lim.max_frames, value=H.DEFAULT_FRAMES, step=1, label='frames', elem_id='n_frames')
+            stride = gr.Slider(0, lim.max_stride, value=0, step=1, elem_id='stride',
+                               label='stride: every n-th source frame from the start (0: spread evenly)')
+            size = gr.Slider(32, lim.max_size, value=H.DEFAULT_SIZE, step=16, label='resolution (shorter side, px)',
+                             elem_id='size')
+            load_btn = gr.Button('Load (the uploaded file, else the sample) with these settings', variant='primary',
+                                 elem_id='load_btn')
         with gr.Column():
             info = gr.Markdown('No clip loaded yet.', elem_id='input_info')
             video = gr.Video(label='input', elem_id='input_video', interactive=False, autoplay=True, loop=True,
                              height=320)
-    return NS(upload=upload, sample=sample, n_frames=n_frames, size=size, load_btn=load_btn, info=info, video=video)
+    sample.change(lambda: None, None, upload)  # picking a sample means loading it, not the earlier upload
+    return NS(upload=upload, sample=sample, n_frames=n_frames, size=size, stride=stride, load_btn=load_btn,
+              info=info, video=video)
 
 
 def features_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
     "PCA colouring of the features; any control move refreshes it (from cached features when it can)."
     with gr.Tab('Features', id='features'):
-        fixed = gr.Checkbox(True, label='keep PCA colours fixed across timesteps (refit per layer)')
+        with gr.Row():
+            fixed = gr.Checkbox(True, label='keep PCA colours fixed across timesteps (refit per layer)')
+            opacity = gr.Slider(0, 1, value=0.5, step=0.05, label='overlay opacity', elem_id='pca_opacity')
         caption = gr.Markdown(elem_id='feat_caption')
         image = gr.Image(label='input frames (top) and PCA of their features (below)', type='numpy', interactive=False,
                          elem_id='pca_image', format='png')
+        overlay = gr.Image(label='PCA colours over the frames', type='numpy', interactive=False,
+                           elem_id='pca_overlay', format='png')
         with gr.Row():
             in_vid = gr.Video(label='input', interactive=False, autoplay=True, loop=True, height=300)
             pca_vid = gr.Video(label='input | PCA colouring', interactive=False, autoplay=True, loop=True,
                                elem_id='pca_video', height=300)
 
     @guarded
-    def on_features(sess, bb_name, t, l, nn, sd, fix):
-        if sess.input is None: return sess, gr.update(), 'Load a clip on the Input tab first.', None
-        v = H.features_view(models, sess, models.backbones.get(bb_name), t, l, nn, sd, fix)
-        return sess, v.mosaic, v.caption, H.pca_video(models, sess, v)
+    def on_features(sess, bb_name, t, l, nn, sd, fix, op, progress=gr.Progress()):
+        keep = (gr.update(),) * 4
+        if sess.input is None: return (gr.update(), None, 'Load a clip on the Input tab first.', None) + keep
+        b, kn = checked_knobs(models, sess, bb_name, t, l, nn, sd)
+        v = H.features_view(models, sess, b, kn.t, kn.layer, kn.n_noise, kn.seed, bool(fix), progress, op)
+        boxes = tuple(gr.update(value=x) for x in (kn.t, kn.layer, kn.n_noise, kn.seed)) if kn.message else keep
+        return (v.mosaic, v.overlay, v.caption, H.pca_video(models, sess, v)) + boxes
 
-    ins, outs = k.knobs + [fixed], [session, image, caption, pca_vid]
-    for c in (k.t, k.layer, k.n_noise, fixed):
-        c.change(on_features, ins, outs, trigger_mode='always_last')
-    k.seed.submit(on_features, ins, outs)
+    ins, outs = k.knobs + [fixed, opacity], [image, overlay, caption, pca_vid, k.t, k.layer, k.n_noise, k.seed]
+    for c in (k.t, k.layer, k.n_noise, k.seed, fixed, opacity):
+        c.change(on_features, ins, outs, trigger_mode='always_last', **RAW)
     return NS(in_vid=in_vid, refresh=(on_features, ins, outs))
 
 
 def depth_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
-    "The scene-set depth probe on the current clip: prediction, metrics, point cloud and PLY."
+    "The scene-set depth probe on the current clip: prediction, metrics against the baselines, point cloud and PLY."
     with gr.Tab('Depth probe', id='depth'):
         gr.Markdown('A linear probe fitted on synthetic training scenes predicts depth from the current (t, layer) '
                     'features. On the synthetic sample it is compared with the exact ground truth; on other clips its '
-                    'held-out scene scores are stated.')
+                    'held-out scene scores are stated. Rows that lose to the best trivial baseline are red.')
         with gr.Row():
             frame = gr.Slider(0, 8, value=0, step=1, label='frame', elem_id='depth_frame')
             btn = gr.Button('Fit probe and predict depth', variant='primary', elem_id='depth_btn')
         note = gr.Markdown(elem_id='depth_note')
         plot = gr.Plot(label='depth')
         table = gr.Dataframe(label='depth metrics (none: as predicted; scale / scale_shift: aligned per image)',
-                             interactive=False)
-        cloud = gr.Plot(label='point cloud')
+                             interactive=False, elem_id='depth_table')
+        cloud = gr.Plot(label='point cloud', elem_id='depth_cloud')
         ply = gr.File(label='point cloud (PLY)', interactive=False)
 
     @guarded
     def on_depth(sess, bb_name, t, l, nn, sd, f, progress=gr.Progress()):
-        d = H.depth_view(models, sess, models.backbones.get(bb_name), t, l, nn, sd, f, progress)
-        return sess, d.depth_fig, d.cloud_fig, str(d.ply_path), d.table, d.note
+        b, kn = checked_knobs(models, sess, bb_name, t, l, nn, sd)
+        d = H.depth_view(models, sess, b, kn.t, kn.layer, kn.n_noise, kn.seed, f, progress)
+        return d.depth_fig, d.cloud_fig, str(d.ply_path), H.EP.highlight_losses(d.table), d.note
 
-    btn.click(on_depth, k.knobs + [frame], [session, plot, cloud, ply, table, note])
+    btn.click(on_depth, k.knobs + [frame], [plot, cloud, ply, table, note], **RAW)
     return NS(frame=frame)
 
 
 def correspondence_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
-    "Click a point of frame 0: its matches in the other frames, with truth and PCK on synthetic clips."
+    "Click a point of a source frame: its matches in the target frames, DIFT's similarity heatmap, truth and PCK."
     with gr.Tab('Correspondence', id='corr'):
-        gr.Markdown('Click a point in frame 0: red crosses are its cosine nearest-neighbour matches in the other '
-                    'frames, green rings the true positions (synthetic clips).')
+        gr.Markdown('Click a point in the source frame: red crosses are its cosine nearest-neighbour matches in the '
+                    'target frames, green rings the true positions (synthetic clips). The heatmap is the cosine '
+                    'similarity of the clicked point over the first target frame (as in DIFT).')
         with gr.Row():
-            frame0 = gr.Image(label='frame 0: click a point', type='numpy', interactive=False, elem_id='corr_frame0',
-                              format='png')
-            matches = gr.Image(label='matches', type='numpy', interactive=False, elem_id='corr_matches', format='png')
+            source = gr.Dropdown([('frame 0', 0)], value=0, label='source frame', elem_id='corr_source')
+            target = gr.Dropdown([('every other frame', -1)], value=-1, label='target frame', elem_id='corr_target')
+        with gr.Row():
+            frame0 = gr.Image(label='source frame: click a point', type='numpy', interactive=False,
+                              elem_id='corr_frame0', format='png')
+            heat = gr.Image(label='cosine similarity over the target frame', type='numpy', interactive=False,
+                            elem_id='corr_heatmap', format='png')
+        matches = gr.Image(label='matches', type='numpy', interactive=False, elem_id='corr_matches', format='png')
         summary = gr.Markdown(elem_id='corr_summary')
         table = gr.Dataframe(interactive=False)
 
     @guarded
-    def on_click(sess, bb_name, t, l, nn, sd, evt: gr.SelectData):
+    def on_click(sess, bb_name, t, l, nn, sd, src, tgt, evt: gr.SelectData):
         x, y = H.click_to_pixel(sess, evt.index)
-        c = H.correspondence_view(models, sess, models.backbones.get(bb_name), t, l, x, y, nn, sd)
-        return sess, c.image, c.summary, c.table
+        b, kn = checked_knobs(models, sess, bb_name, t, l, nn, sd)
+        c = H.correspondence_view(models, sess, b, kn.t, kn.layer, x, y, kn.n_noise, kn.seed, int(src),
+                                  None if int(tgt) < 0 else int(tgt))
+        return H.frame_image(sess, c.source, (x, y)), c.image, c.heatmap, c.summary, c.table
 
-    frame0.select(on_click, k.knobs, [session, matches, summary, table])
-    return NS(frame0=frame0, matches=matches, summary=summary)
+    @guarded
+    def on_source(sess, src): return H.frame_image(sess, int(src)) if sess.input is not None else None
+
+    frame0.select(on_click, k.knobs + [source, target], [frame0, matches, heat, summary, table], **RAW)
+    source.change(on_source, [session, source], frame0, **RAW)
+    return NS(frame0=frame0, matches=matches, summary=summary, heat=heat, source=source, target=target)
 
 
-def sweep_tab(models: H.AppModels, k: NS):
-    "Layer x timestep depth and PCK heatmaps on the scene set, with the CSV."
+def sweep_tab(models: H.AppModels, session: gr.State, k: NS):
+    "Layer x timestep depth and PCK heatmaps on the scene set, read against the best baseline, with the CSV."
     with gr.Tab('Sweep', id='sweep'):
-        gr.Markdown('Depth delta1 and PCK of linear probes for every layer x timestep on the scene set, mean ± std '
-                    'over seeds, with position / RGB / constant / identity baselines. Results are cached per settings.')
+        gr.Markdown('Depth delta1 and PCK (alpha 0.10) of linear probes for every layer x timestep on the scene set, '
+                    'with position / RGB / constant / identity baselines. The colour scale includes the best '
+                    'baseline and crosses mark the cells worse than it; the right-hand plots show each cell minus '
+                    'the best baseline. Results are cached per settings.')
         with gr.Row():
             ts = gr.Textbox('100, 500, 900', label='timesteps (comma-separated, 0-1000 scale)', elem_id='sweep_ts')
-            n_seeds = gr.Slider(1, 5, value=1, step=1, label='seeds (2+ for a spread)')
+            n_seeds = gr.Slider(1, H.EP.MAX_SWEEP_SEEDS, value=1, step=1, label='seeds (2+ for a spread)')
             corr = gr.Checkbox(True, label='also correspondence (PCK)')
             btn = gr.Button('Run sweep', variant='primary', elem_id='sweep_btn')
-        depth, pck = gr.Plot(label='depth delta1'), gr.Plot(label='PCK@0.10, gap 1')
+        with gr.Row():
+            depth, depth_diff = gr.Plot(label='depth delta1'), gr.Plot(label='depth delta1 minus the best baseline')
+        with gr.Row():
+            pck, pck_diff = gr.Plot(label='PCK (alpha 0.10, gap 1)'), gr.Plot(label='PCK minus the identity baseline')
         csv, table = gr.File(label='sweep table (CSV)', interactive=False), gr.Dataframe(interactive=False)
 
     @guarded
-    def on_sweep(bb_name, text, nseeds, c, progress=gr.Progress(track_tqdm=True)):
+    def on_sweep(sess, bb_name, text, nseeds, c, progress=gr.Progress(track_tqdm=True)):
         progress(0, desc='sweep')
-        s = H.sweep_view(models, models.backbones.get(bb_name), H.parse_numbers(text), None, nseeds, bool(c))
+        s = H.sweep_view(models, H.backbone(models, sess, bb_name), H.parse_numbers(text), None, nseeds, bool(c))
         if s.cached: gr.Info('Sweep reused from the cache.')
-        return s.depth_fig, s.pck_fig, str(s.csv_path), s.table
+        return s.depth_fig, s.depth_diff_fig, s.pck_fig, s.pck_diff_fig, str(s.csv_path), s.table
 
-    btn.click(on_sweep, [k.backbone, ts, n_seeds, corr], [depth, pck, csv, table])
+    btn.click(on_sweep, [session, k.backbone, ts, n_seeds, corr], [depth, depth_diff, pck, pck_diff, csv, table],
+              **RAW)
 
 
 def gates_tab(models: H.AppModels, session: gr.State, k: NS):
@@ -194,28 +245,34 @@ def gates_tab(models: H.AppModels, session: gr.State, k: NS):
     with gr.Tab('Fusion gates', id='gates'):
         btn = gr.Button('Compute fusion gates for this clip', variant='primary', elem_id='gates_btn')
         info = gr.Markdown(elem_id='gates_info')
+        over = gr.Image(label='gates over the frames (red: semantic stream, blue: generative)', type='numpy',
+                        interactive=False, elem_id='gates_overlay', format='png')
         plot = gr.Plot(label='gates')
 
     @guarded
     def on_gates(sess, bb_name, t, l, nn, sd):
-        g = H.gates_view(models, sess, models.backbones.get(bb_name), t, l, nn, sd)
-        return sess, g.figure, f'Mean gate {g.mean:.3f} over all visual tokens of the clip.'
+        b, kn = checked_knobs(models, sess, bb_name, t, l, nn, sd)
+        g = H.gates_view(models, sess, b, kn.t, kn.layer, kn.n_noise, kn.seed)
+        return g.figure, g.overlay, f'Mean gate {g.mean:.3f} over all visual tokens of the clip.'
 
-    btn.click(on_gates, k.knobs, [session, plot, info])
+    btn.click(on_gates, k.knobs, [plot, over, info], **RAW)
 
 
 def chat_tab(models: H.AppModels, session: gr.State):
-    "A streamed chat about the current clip with the fused model."
+    "A streamed chat about the current clip with the fused model, its held-out quality stated beside it."
     with gr.Tab('Chat', id='chat'):
         gr.Markdown(H.chat_model_label(models), elem_id='chat_model')
         chatbot = gr.Chatbot(label='chat about the current clip', elem_id='chatbot', height=360)
         with gr.Row():
             box = gr.Textbox(placeholder='Ask about the clip, e.g. which object is closest to the camera?',
-                             show_label=False, elem_id='chat_box', scale=4)
+                             show_label=False, elem_id='chat_box', scale=4, max_length=H.ES.MAX_MESSAGE_CHARS)
             send = gr.Button('Send', elem_id='send_btn', scale=1)
+            clear = gr.Button('Clear chat', elem_id='clear_btn', scale=1)
         with gr.Row():
             max_new = gr.Slider(8, 256, value=48, step=8, label='max new tokens')
             temp = gr.Slider(0, 1.5, value=0, step=0.1, label='temperature (0: greedy)')
+        gr.Markdown(f'Messages are limited to {H.ES.MAX_MESSAGE_CHARS} characters; the model sees the last '
+                    f'{H.ES.MAX_HISTORY_MESSAGES} messages of the conversation.')
 
     @guarded
     def on_chat(sess, message, history, mx, tp):
@@ -224,35 +281,42 @@ def chat_tab(models: H.AppModels, session: gr.State):
     ins, outs = [session, box, chatbot, max_new, temp], [chatbot, box]
     box.submit(on_chat, ins, outs)
     send.click(on_chat, ins, outs)
+    clear.click(lambda: ([], ''), None, [chatbot, box])
 
 
 def wire_loading(models: H.AppModels, session: gr.State, inp: NS, feats: NS, depth: NS, corr: NS):
-    "Loading a sample or an upload fills the Input, Features, Depth and Correspondence tabs, then the PCA view."
-    def loaded(sess):
-        vid = H.input_video(models, sess)
-        return (sess, H.describe_input(sess), vid, vid, H.frame0_image(sess),
-                gr.update(maximum=sess.clip.num_frames - 1, value=0), None, '')
+    "A load makes a new session and fills every tab from it; a failed load changes nothing and says why."
+    def loaded(new):
+        vid, n = H.input_video(models, new), new.clip.num_frames
+        warn(*new.input.warnings)
+        frames = [(f'frame {i}', i) for i in range(n)]
+        return (new, H.describe_input(new), vid, vid, H.frame0_image(new), gr.update(**H.frame_slider(new)),
+                gr.update(choices=frames, value=0), gr.update(choices=[('every other frame', -1)] + frames, value=-1),
+                None, None, '')
 
     @guarded
-    def on_sample(sess, smp, nf, sz, progress=gr.Progress()):
-        progress(0.1, desc='loading sample')
-        return loaded(H.load_input(models, sess, None, smp, nf, sz))
+    def on_load(sess, up, smp, nf, sz, st, progress=gr.Progress()):
+        progress(0.1, desc='reading the upload' if up else 'loading the sample')
+        return loaded(H.load_input(models, sess, up, None if up else smp, nf, sz, st))
 
     @guarded
-    def on_upload(sess, up, nf, sz, progress=gr.Progress()):
-        if not up: return (sess,) + (gr.update(),) * 7
-        progress(0.1, desc='reading upload')
-        return loaded(H.load_input(models, sess, up, None, nf, sz))
+    def on_upload(sess, up, nf, sz, st, progress=gr.Progress()):
+        if not up: return (gr.update(),) * 11
+        progress(0.1, desc='reading the upload')
+        return loaded(H.load_input(models, sess, up, None, nf, sz, st))
 
-    outs = [session, inp.info, inp.video, feats.in_vid, corr.frame0, depth.frame, corr.matches, corr.summary]
-    inp.load_btn.click(on_sample, [session, inp.sample, inp.n_frames, inp.size], outs).success(*feats.refresh)
-    inp.upload.upload(on_upload, [session, inp.upload, inp.n_frames, inp.size], outs).success(*feats.refresh)
+    outs = [session, inp.info, inp.video, feats.in_vid, corr.frame0, depth.frame, corr.source, corr.target,
+            corr.matches, corr.heat, corr.summary]
+    inp.load_btn.click(on_load, [session, inp.upload, inp.sample, inp.n_frames, inp.size, inp.stride], outs,
+                       **RAW).success(*feats.refresh, **RAW)
+    inp.upload.upload(on_upload, [session, inp.upload, inp.n_frames, inp.size, inp.stride], outs,
+                      **RAW).success(*feats.refresh, **RAW)
 
 
 def build_demo(models: H.AppModels) -> gr.Blocks:
     "Lay out the page, one builder per tab; `models` carries the backbones, chat model and the explorer's workspace."
     with gr.Blocks(title='vega3d_nb explorer', delete_cache=(600, 3600), analytics_enabled=False) as demo:
-        session = gr.State(H.Session())
+        session = gr.State(H.new_session(models))
         gr.Markdown('# vega3d_nb explorer\nHow much 3D does a video diffusion model know? Load a clip, then look at '
                     'its features, probe them for depth and correspondences, sweep layers x timesteps, and chat with '
                     'the fused model.')
@@ -263,7 +327,7 @@ def build_demo(models: H.AppModels) -> gr.Blocks:
             feats = features_tab(models, session, k)
             depth = depth_tab(models, session, k)
             corr = correspondence_tab(models, session, k)
-            sweep_tab(models, k)
+            sweep_tab(models, session, k)
             gates_tab(models, session, k)
             chat_tab(models, session)
         wire_loading(models, session, inp, feats, depth, corr)

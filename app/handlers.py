@@ -1,54 +1,27 @@
-"""Thin event handlers of the vega3d_nb app: each makes one library call, mostly to `vega3d_nb.explorer(_probes)`.
+"""Thin event handlers of the vega3d_nb app: each makes one library call, mostly to `vega3d_nb.explorer*`.
 
 Models, the explorer's workspace and per-session state come in as arguments (no module globals); `app.py` lays out
-the page and wires these functions to events.
+the page and wires these functions to events. A session (`explorer_session.ExplorerSession`) is never changed in
+place: a load returns a new one, so a load that fails keeps the previous clip in every tab.
 """
 from __future__ import annotations
-import math, shutil
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 import torch
 
 from vega3d_nb import explorer as E
 from vega3d_nb import explorer_probes as EP
-from vega3d_nb.core import logger, weights_label
-from vega3d_nb.explorer import LRU, SYNTHETIC_SAMPLE, Limits, SceneSet, Workspace, sample_names
+from vega3d_nb import explorer_session as ES
+from vega3d_nb.core import logger
+from vega3d_nb.explorer import (DEFAULT_FRAMES, DEFAULT_SIZE, HELDOUT_SAMPLE, SYNTHETIC_SAMPLE, Limits, SceneSet,
+                                Workspace, sample_label, sample_names)
 from vega3d_nb.explorer_probes import display_scale
+from vega3d_nb.explorer_session import BackboneShelf, ExplorerSession as Session
 from vega3d_nb.io import IMAGE_EXTS, VIDEO_EXTS
 from vega3d_nb.mosaic import mark_points
-
-NO_CLIP = "No clip loaded yet: upload a video, image or zip of images, or pick a sample, then press Load."
-
-
-@dataclass
-class Session:
-    "One browser session: the clip it loaded (an explorer.ClipInput, with ground truth when synthetic), if any."
-    input: Optional[E.ClipInput] = None
-
-    @property
-    def loaded(self) -> E.ClipInput:
-        if self.input is None: raise ValueError(NO_CLIP)
-        return self.input
-
-    clip = property(lambda self: self.input and self.input.clip)
-    scene = property(lambda self: self.input and self.input.scene)
-    name = property(lambda self: self.input.name if self.input else '')
-
-
-class BackboneShelf:
-    "Loads backbones by registry name on `device` and keeps the last few loaded."
-    def __init__(self, device=None, keep: int = 2, loader: Optional[Callable] = None):
-        from vega3d_nb.backbones import load_backbone  # the backbones load in main(), not when the app is imported
-        self.device, self._load, self._lru = device, loader or load_backbone, LRU(keep)
-
-    def get(self, name: str):
-        return self._lru.get(name, lambda: self._load(name, device=self.device))
-
-    def add(self, backbone):
-        "Register an already loaded backbone under its name."
-        self._lru.put(backbone.name, backbone)
 
 
 @dataclass
@@ -67,17 +40,35 @@ class AppModels:
     def __post_init__(self): self.workspace = Workspace(Path(self.workdir), self.scenes)
 
 
-# ---------------------------------------------------------------- labels
-def backbone_choices(names=None) -> list:
-    "Dropdown choices `(label, name)`: every registry name with its weights kind in the label."
-    from vega3d_nb.backbones import BACKBONES, list_backbones
-    out = []
-    for n in names or list_backbones():
-        spec = BACKBONES.get(n)
-        kind = weights_label(spec.weights) if spec else 'local folder'
-        extra = ', needs downloaded weights' if spec is not None and spec.weights == 'real' else ''
-        out.append((f'{n} ({kind}{extra})', n))
-    return out
+def new_session(models: AppModels) -> Session: return Session(backbone=models.default_backbone)
+
+
+# ---------------------------------------------------------------- backbones and controls
+def backbone_choices(models: Optional[AppModels] = None) -> list:
+    "Dropdown choices `(label, name)`, unavailable backbones marked."
+    return ES.backbone_choices(unavailable=models.backbones.unavailable if models else None)
+
+
+def backbone_controls(b) -> dict:
+    "Slider settings for a backbone (`explorer_session.control_ranges`) and its one-line label."
+    return dict(ES.control_ranges(b), label=f'{b.name}: {b.weights_label}, {b.num_layers} blocks, '
+                                            f'feat_dim {b.feat_dim}, on {b.device}')
+
+
+def switch_backbone(models: AppModels, session: Session, name: str) -> tuple:
+    "(controls of the backbone in use, session, message): a backbone that cannot load leaves the last working one."
+    b, session, msg = ES.switch_backbone(models.backbones, session, name)
+    return backbone_controls(b), session, msg
+
+
+def backbone(models: AppModels, session: Session, name: str):
+    return ES.session_backbone(models.backbones, session, name)
+
+
+def checked(models: AppModels, session: Session, name: str, t, layer, n_noise=1, seed=0) -> tuple:
+    "(backbone, Knobs): the controls' values clamped into range, with one message when any was changed."
+    b = backbone(models, session, name)
+    return b, ES.clamp_knobs(b, t, layer, n_noise, seed)
 
 
 def timestep_label(backbone, t: float) -> str:
@@ -85,39 +76,41 @@ def timestep_label(backbone, t: float) -> str:
     return f'**timestep** {backbone.timestep_info(float(t))}'
 
 
-def backbone_controls(b) -> dict:
-    "Slider settings for a backbone: timestep range and default, layer range and default."
-    lo, hi = b.valid_timestep_range
-    return dict(t_min=float(math.ceil(lo)), t_max=float(math.floor(hi)), t=b.default_timestep, n_layers=b.num_layers,
-                layer=b.default_layer, label=f'{b.name}: {b.weights_label}, {b.num_layers} blocks, '
-                                             f'feat_dim {b.feat_dim}, on {b.device}')
-
-
-def sample_label(name: str) -> str:
-    kind = 'synthetic, with ground truth' if name == SYNTHETIC_SAMPLE else 'real video, no ground truth'
-    return f'{name} ({kind})'
-
-
 # ---------------------------------------------------------------- input
-def load_input(models: AppModels, session: Session, upload=None, sample: Optional[str] = None, num_frames: int = 9,
-               size: int = 64) -> Session:
-    "Put the uploaded file or the bundled sample, sampled to `num_frames` at `size`, into `session`."
-    session.input = E.read_input(upload, sample, num_frames, size, models.limits, tmp_dir=models.workdir)
-    return session
+def upload_path(up) -> Optional[str]:
+    "The path of an upload, given as a path or as gradio's raw file payload."
+    return up.get('path') if isinstance(up, dict) else up
+
+
+def load_input(models: AppModels, session: Session, upload=None, sample: Optional[str] = None,
+               num_frames: int = DEFAULT_FRAMES, size: int = DEFAULT_SIZE, stride=None) -> Session:
+    "A new session holding the upload (else the sample); a failed load raises and leaves `session` as it was."
+    return ES.load_into(session, lambda: E.read_input(upload_path(upload), sample, num_frames, size, models.limits,
+                                                      tmp_dir=models.workdir, stride=stride))
 
 
 def describe_input(session: Session) -> str: return session.loaded.describe()
 def input_video(models: AppModels, session: Session) -> Path: return E.input_video(session.loaded, models.workdir)
 
 
-def frame0_image(session: Session):
-    "Frame 0, upscaled for clicking."
+def frame_slider(session: Session) -> dict:
+    "Settings of a frame slider for the loaded clip (a one-frame clip gets a fixed slider: gradio needs min < max)."
+    T = session.loaded.clip.num_frames
+    return dict(minimum=0, maximum=max(T - 1, 1), value=0, interactive=T > 1)
+
+
+def frame_image(session: Session, frame: int = 0, point=None):
+    "Frame `frame`, upscaled for clicking, with the query `point` (x, y) drawn when given."
     inp = session.loaded
-    return mark_points(inp.frames_u8[0], [], display_scale(inp.clip.size))
+    marks = [(point[0], point[1], 'yellow', 'dot')] if point is not None else []
+    return mark_points(inp.frames_u8[int(frame)], marks, display_scale(inp.clip.size))
+
+
+def frame0_image(session: Session): return frame_image(session, 0)
 
 
 def click_to_pixel(session: Session, index) -> tuple:
-    "A click on the upscaled frame 0 (x, y) as a pixel (x, y) of the clip."
+    "A click on the upscaled frame (x, y) as a pixel (x, y) of the clip."
     (H, W), s = session.loaded.clip.size, display_scale(session.loaded.clip.size)
     x, y = int(index[0]) // s, int(index[1]) // s
     if not (0 <= x < W and 0 <= y < H): raise ValueError(f"click at ({x}, {y}) is outside the {W}x{H} frame")
@@ -134,12 +127,16 @@ def parse_numbers(text: str, cast=float) -> list:
 
 # ---------------------------------------------------------------- views: each one explorer call
 def _view(session: Session, backbone, t, layer, n_noise, seed) -> tuple:
-    "The loaded clip and the sliders' values, checked once."
-    return session.loaded, E.view_settings(backbone, t, layer, n_noise, seed)
+    "The loaded clip and the controls' values, clamped into range and checked once."
+    k = ES.clamp_knobs(backbone, t, layer, n_noise, seed)
+    return session.loaded, E.view_settings(backbone, k.t, k.layer, k.n_noise, k.seed)
 
 
-def features_view(models, session, backbone, t, layer, n_noise=1, seed=0, fixed_colours=True) -> E.FeatureView:
-    return E.features_view(*_view(session, backbone, t, layer, n_noise, seed), models.workspace.cache, fixed_colours)
+def features_view(models, session, backbone, t, layer, n_noise=1, seed=0, fixed_colours=True,
+                  progress=None, opacity: float = 0.5) -> E.FeatureView:
+    inp, st = _view(session, backbone, t, layer, n_noise, seed)
+    opacity = ES.clamp_value(opacity, 0, 1, 'opacity')
+    return E.features_view(inp, st, models.workspace.cache, fixed_colours, progress=progress, opacity=opacity)
 
 
 def pca_video(models: AppModels, session: Session, view: E.FeatureView) -> Path:
@@ -150,8 +147,10 @@ def depth_view(models, session, backbone, t, layer, n_noise=1, seed=0, frame=0, 
     return EP.depth_view(*_view(session, backbone, t, layer, n_noise, seed), models.workspace, frame, progress)
 
 
-def correspondence_view(models, session, backbone, t, layer, x, y, n_noise=1, seed=0) -> EP.CorrespondenceView:
-    return EP.correspondence_view(*_view(session, backbone, t, layer, n_noise, seed), models.workspace.cache, x, y)
+def correspondence_view(models, session, backbone, t, layer, x, y, n_noise=1, seed=0, source=0,
+                        target=None) -> EP.CorrespondenceView:
+    return EP.correspondence_view(*_view(session, backbone, t, layer, n_noise, seed), models.workspace.cache, x, y,
+                                  source_frame=source, target_frame=target)
 
 
 def sweep_view(models, backbone, timesteps, layers=None, n_seeds=1, correspondence=True) -> EP.SweepView:
@@ -170,22 +169,25 @@ def _need_mllm(models: AppModels):
 
 
 def chat_model_label(models: AppModels) -> str:
-    "Which model answers and on what hardware."
-    if models.mllm is None: return f'**Chat disabled.** {models.mllm_note}'
+    "Which model answers, on what hardware, and how good it is on held-out questions (from its card); no paths."
+    if models.mllm is None: return ES.scrub_paths(f'**Chat disabled.** {models.mllm_note}')
     dev = models.mllm.vlm.device
     hw = 'CPU' if dev.type == 'cpu' else f'GPU ({torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev})'
-    return f'**Answers come from** {models.mllm.describe()}, running on **{hw}**. {models.mllm_note}'
+    quality = ES.chat_quality(getattr(models.mllm, 'card', None))
+    return ES.scrub_paths(f'**Answers come from** {models.mllm.describe()}, running on **{hw}**. {models.mllm_note}'
+                          f'\n\n{quality}')
 
 
 def chat_stream(models: AppModels, session: Session, message: str, history: list, max_new_tokens: int = 64,
                 temperature: float = 0.0) -> Iterator[list]:
     "Stream the answer to `message` about the current clip: yields the whole message list as it grows."
     fused, clip = _need_mllm(models), session.loaded.clip
-    if not message or not str(message).strip():
-        raise ValueError("The message is empty: type a question about the clip.")
+    message = ES.check_message(message)
+    max_new_tokens = ES.clamp_value(max_new_tokens, 1, 256, 'max new tokens', True)
+    temperature = ES.clamp_value(temperature, 0, 1.5, 'temperature')
+    past = ES.bounded_history(history)
     msgs = list(history or []) + [dict(role='user', content=message), dict(role='assistant', content='')]
-    for piece in fused.chat(clip, message, list(history or []), max_new_tokens=int(max_new_tokens),
-                            temperature=float(temperature)):
+    for piece in fused.chat(clip, message, past, max_new_tokens=max_new_tokens, temperature=temperature):
         msgs[-1]['content'] += piece
         yield msgs
     if not msgs[-1]['content'].strip(): msgs[-1]['content'] = '(the model produced only whitespace or special tokens)'

@@ -1,8 +1,11 @@
 """The app in a real browser: headless Debian chromium driven by Playwright (never `playwright install`).
 
 Launches `app/app.py` on a free loopback port with the tiny-random backbone, loads the bundled synthetic sample, moves
-the layer slider and checks the PCA image changes, clicks a correspondence point, fits the depth probe, computes the
-fusion gates, asks one chat question, uploads a corrupt file and checks the error message while the page keeps working.
+the layer slider and checks the PCA image changes, types an out-of-range timestep (clamped, one warning), clicks a
+correspondence point, fits the depth probe (its table read against the best baseline, its point cloud drawn by
+software WebGL), computes the fusion gates, asks one chat question and clears it, picks a backbone whose weights are
+missing (the app keeps the working one), uploads an image (a one-frame clip in every tab) and then a corrupt file
+(the error is shown and the image stays loaded) while the page keeps working.
 Every request leaving 127.0.0.1 is blocked and must not happen. Screenshots go to a temp dir (printed; kept when
 VEGA3D_KEEP_SCREENSHOTS=1).
 """
@@ -13,8 +16,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get('VEGA3D_CHROMIUM', '/usr/bin/chromium')
-ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-        '--no-first-run', '--disable-quic', '--disable-sync']
+ARGS = ['--headless', '--no-sandbox', '--use-angle=swiftshader', '--enable-unsafe-swiftshader',  # WebGL in software
+        '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-quic',
+        '--disable-sync']
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f'{CHROMIUM} is missing: install Debian chromium (apt-get install -y chromium) to run the browser test',
@@ -84,10 +88,40 @@ def _set_slider(page, elem_id: str, value):
     box.press('Enter')
 
 
+def _toasts(page) -> list:
+    return [t.inner_text() for t in page.locator('.toast-body, [data-testid="toast-body"]').all()]
+
+
+def _wait_toast(page, text: str, timeout: float = 60) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        hit = [t for t in _toasts(page) if text in t]
+        if hit: return hit[-1]
+        page.wait_for_timeout(250)
+    raise AssertionError(f'no message containing {text!r} within {timeout} s; messages: {_toasts(page)}')
+
+
+def _close_toasts(page):
+    for b in page.locator('.toast-close, [data-testid="toast-close"]').all():
+        try: b.click(timeout=1000)
+        except Exception: pass
+
+
+def _canvas_is_drawn(page, selector: str) -> bool:
+    "The element's pixels vary (a blank or failed WebGL canvas is one flat colour)."
+    import io
+    import numpy as np
+    from PIL import Image
+    loc = page.locator(selector).first
+    loc.wait_for(timeout=60_000)
+    a = np.asarray(Image.open(io.BytesIO(loc.screenshot())).convert('RGB')).reshape(-1, 3)
+    return len(np.unique(a, axis=0)) > 20
+
+
 def test_app_in_a_real_browser(app_url, capsys):
     t0 = time.time()
     shots = Path(tempfile.mkdtemp(prefix='vega3d-app-shots-'))
-    external = []
+    external, marks = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
@@ -103,6 +137,7 @@ def test_app_in_a_real_browser(app_url, capsys):
             page.wait_for_selector('#load_btn', timeout=60_000)
             expect(page.locator('#notes')).to_contain_text('random weights')
 
+            marks.append(('1', time.time()))
             # 1. load the bundled synthetic sample: input info and the PCA image appear
             page.click('#load_btn')
             expect(page.locator('#input_info')).to_contain_text('scene_orbit', timeout=90_000)
@@ -112,6 +147,7 @@ def test_app_in_a_real_browser(app_url, capsys):
             expect(page.locator('#feat_caption')).to_contain_text('layer 2')
             page.screenshot(path=str(shots / '1-features.png'), full_page=True)
 
+            marks.append(('2', time.time()))
             # 2. move the layer slider: the PCA image changes, from cached features (no new forward)
             _set_slider(page, 'layer_slider', 0)
             second = _wait_new_src(page, 'pca_image', first, 60)
@@ -120,6 +156,16 @@ def test_app_in_a_real_browser(app_url, capsys):
             assert second != first
             page.screenshot(path=str(shots / '2-layer0.png'), full_page=True)
 
+            marks.append(('2b', time.time()))
+            # 2b. a typed timestep out of range: clamped into the box, one warning, the picture at the clamped value
+            _set_slider(page, 't_slider', 2000)
+            msg = _wait_toast(page, 'timestep 2000 is outside')
+            assert msg.count('timestep 2000') == 1, msg
+            expect(page.locator('#t_slider input[type=number]')).to_have_value('1000', timeout=30_000)
+            expect(page.locator('#feat_caption')).to_contain_text('t=1000', timeout=30_000)
+            _close_toasts(page)
+
+            marks.append(('3', time.time()))
             # 3. click a point of frame 0: matches, ground truth and PCK appear
             page.get_by_role('tab', name='Correspondence').click()
             img = page.locator('#corr_frame0 img').first
@@ -130,16 +176,25 @@ def test_app_in_a_real_browser(app_url, capsys):
             assert _img_src(page, 'corr_matches')
             page.screenshot(path=str(shots / '3-correspondence.png'), full_page=True)
 
+            marks.append(('4', time.time()))
             # 4. depth probe (fitted on the scene set, compared with the sample's ground truth) and the fusion gates
             page.get_by_role('tab', name='Depth probe').click()
             page.click('#depth_btn')
             expect(page.locator('#depth_note')).to_contain_text('held-out test scenes', timeout=120_000)
+            expect(page.locator('#depth_table')).to_contain_text('than', timeout=30_000)  # read against a baseline
+            assert 'WORSE than' in page.locator('#depth_table').inner_text() or \
+                'better than' in page.locator('#depth_table').inner_text()
+            marks.append(('4-cloud', time.time()))
+            assert _canvas_is_drawn(page, '#depth_cloud .gl-container canvas, #depth_cloud canvas'), \
+                'the point cloud canvas is blank'
             page.screenshot(path=str(shots / '4a-depth.png'), full_page=True)
+            marks.append(('4-gates', time.time()))
             page.get_by_role('tab', name='Fusion gates').click()
             page.click('#gates_btn')
             expect(page.locator('#gates_info')).to_contain_text('Mean gate', timeout=60_000)
             page.screenshot(path=str(shots / '4b-gates.png'), full_page=True)
 
+            marks.append(('5', time.time()))
             # 5. one chat question: a non-empty streamed answer, and the page names the model and CPU/GPU
             page.get_by_role('tab', name='Chat').click()
             expect(page.locator('#chat_model')).to_contain_text('CPU')
@@ -152,10 +207,42 @@ def test_app_in_a_real_browser(app_url, capsys):
                 return m.length && m[m.length - 1].innerText.trim().length > 0;
             }""", timeout=90_000)
             assert bot.inner_text().strip()
+            label = page.locator('#chat_model').inner_text()
+            assert 'random' in label and str(ROOT) not in label and '/tmp/' not in label, label
             page.screenshot(path=str(shots / '5-chat.png'), full_page=True)
+            page.click('#clear_btn')
+            page.wait_for_function("""() => !document.querySelectorAll('#chatbot .message.bot, '
+                                   + '#chatbot [data-testid="bot"]').length""", timeout=30_000)
 
+            marks.append(('5b', time.time()))
+            # 5b. a backbone whose weights are missing: the message names the download, the working one stays
+            page.locator('#backbone input').click()
+            page.get_by_role('option', name='wan2.1-t2v-1.3b', exact=False).first.click()
+            msg = _wait_toast(page, 'huggingface-cli download')
+            expect(page.locator('#backbone input')).to_have_value('tiny-random-wan (random weights)', timeout=30_000)
+            expect(page.locator('#bb_info')).to_contain_text('Not loaded', timeout=30_000)
+            page.locator('#backbone input').click()
+            assert 'unavailable' in page.get_by_role('option', name='wan2.1-t2v-1.3b', exact=False).first.inner_text()
+            page.keyboard.press('Escape')
+            _close_toasts(page)
+
+            marks.append(('5c', time.time()))
+            # 5c. an image after the sample: a one-frame clip in every tab, no error
+            page.get_by_role('tab', name='Input').click()
+            png = shots / 'photo.png'
+            from PIL import Image
+            import numpy as np
+            Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(png)
+            page.locator('#upload input[type=file]').set_input_files(str(png))
+            expect(page.locator('#input_info')).to_contain_text('1 frame (an image)', timeout=60_000)
+            page.get_by_role('tab', name='Features').click()
+            expect(page.locator('#feat_caption')).to_contain_text('grid 8x12', timeout=60_000)
+            assert not [t for t in _toasts(page) if 'Error' in t], _toasts(page)
+
+            marks.append(('6', time.time()))
             # 6. a corrupt upload: the library's message appears as an error, no traceback
             page.get_by_role('tab', name='Input').click()
+            page.locator('#upload button[aria-label="Clear"]').click()
             bad = shots / 'corrupt.mp4'
             bad.write_bytes(b'\x00\x00\x00\x18ftypmp42' + os.urandom(4000))
             page.locator('#upload input[type=file]').set_input_files(str(bad))
@@ -165,17 +252,19 @@ def test_app_in_a_real_browser(app_url, capsys):
             assert 'corrupt.mp4' in msg and 'Could not read' in msg, msg
             assert 'Traceback' not in msg and '/tmp/' not in msg, msg
             page.screenshot(path=str(shots / '6-corrupt-upload.png'), full_page=True)
-            expect(page.locator('#input_info')).to_contain_text('scene_orbit')  # the loaded clip is still there
+            expect(page.locator('#input_info')).to_contain_text('photo.png')  # the loaded clip is still there
 
             # 7. the page keeps working: another slider move updates the PCA image
             page.get_by_role('tab', name='Features').click()
+            before = _img_src(page, 'pca_image')
             _set_slider(page, 'layer_slider', 3)
-            _wait_new_src(page, 'pca_image', second, 60)
+            _wait_new_src(page, 'pca_image', before, 60)
             expect(page.locator('#feat_caption')).to_contain_text('layer 3', timeout=30_000)
             page.screenshot(path=str(shots / '7-still-working.png'), full_page=True)
         finally:
             browser.close()
     assert not external, f'the page tried to reach the internet: {external[:5]}'
     with capsys.disabled():
-        print(f'\nbrowser test: {time.time() - t0:.1f} s in the browser; screenshots in {shots}')
+        steps = ', '.join(f'{a}: {tb - ta:.1f}' for (a, ta), (_, tb) in zip(marks, marks[1:] + [('end', time.time())]))
+        print(f'\nbrowser test: {time.time() - t0:.1f} s in the browser (steps, s: {steps}); screenshots in {shots}')
     if not os.environ.get('VEGA3D_KEEP_SCREENSHOTS'): shutil.rmtree(shots, ignore_errors=True)

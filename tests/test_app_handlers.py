@@ -105,6 +105,81 @@ def test_zip_of_images(models, tmp_path):
     assert str(tmp_path) not in str(e.value) and 'frames.zip' in str(e.value)
 
 
+# ---------------------------------------------------------------- one clip state (issue 18: 1, 10)
+def test_a_load_makes_a_new_session_and_a_failed_one_keeps_the_old(models, synth, tmp_path):
+    s0 = H.new_session(models)
+    s1 = H.load_input(models, s0, sample='bikes', num_frames=3, size=32)
+    assert s0.input is None and s1.name == 'bikes' and s1.backbone == models.default_backbone
+    bad = tmp_path / 'corrupt.mp4'
+    bad.write_bytes(b'\x00\x00\x00\x18ftypmp42' + os.urandom(2000))
+    with pytest.raises(ValueError, match='corrupt.mp4'): H.load_input(models, s1, upload=str(bad))
+    assert s1.name == 'bikes' and s1.clip.num_frames == 3  # every tab still reads the previous clip
+
+
+def test_an_image_is_a_one_frame_clip_everywhere(models, tmp_path):
+    from PIL import Image
+    p = tmp_path / 'photo.png'
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(p)
+    s = H.load_input(models, H.new_session(models), upload={'path': str(p)}, num_frames=9, size=32)
+    assert s.clip.num_frames == 1 and '1 frame (an image)' in H.describe_input(s)
+    fs = H.frame_slider(s)
+    assert fs['minimum'] < fs['maximum'] and fs['value'] == 0 and not fs['interactive']  # gradio needs min < max
+    b = bb(models)
+    v = H.features_view(models, s, b, 300, 1)
+    assert v.grid.features.shape[0] == 1 and H.pca_video(models, s, v).is_file()
+    d = H.depth_view(models, s, b, 300, 1, frame=0)
+    assert d.ply_path.is_file()
+    c = H.correspondence_view(models, s, b, 300, 1, 10, 10)
+    assert c.targets == [0] and c.heatmap.dtype == np.uint8
+    assert 0 < H.gates_view(models, s, b, 300, 1).mean < 1
+
+
+def test_truncated_video_warns_the_user(models, tmp_path):
+    from vega3d_nb.io import save_clip
+    full = save_clip(H.load_input(models, H.new_session(models), sample='bikes', num_frames=12, size=32).clip,
+                     tmp_path / 'whole.mp4').read_bytes()
+    (tmp_path / 'half.mp4').write_bytes(full[:len(full) // 2])
+    s = H.load_input(models, H.new_session(models), upload=str(tmp_path / 'half.mp4'), num_frames=12, size=32)
+    assert 0 < s.clip.num_frames < 12 and 'truncated' in H.describe_input(s), H.describe_input(s)
+    assert str(tmp_path) not in H.describe_input(s) and 'half.mp4' in H.describe_input(s)
+
+
+def test_shot_cut_and_stride(models):
+    s = H.load_input(models, H.new_session(models), sample='bikes', num_frames=9, size=32)
+    assert 'shot cut' in H.describe_input(s)
+    st = H.load_input(models, H.new_session(models), sample='bikes', num_frames=3, size=32, stride=5)
+    assert st.clip.frame_indices == [0, 5, 10]
+
+
+# ---------------------------------------------------------------- backbones and typed values (issue 18: 5, 8)
+def test_missing_weights_keep_the_last_working_backbone(models):
+    from vega3d_nb.backbones import load_backbone
+    def offline(name, device=None):
+        if name == 'wan2.1-t2v-1.3b':
+            raise ValueError("could not load the weights of 'Wan-AI/Wan2.1-T2V-1.3B-Diffusers' offline. Download "
+                             "them once with `huggingface-cli download Wan-AI/Wan2.1-T2V-1.3B-Diffusers`.")
+        return load_backbone(name, device=device)
+    shelf = H.BackboneShelf('cpu', loader=offline)
+    shelf.add(bb(models))
+    m = H.AppModels(shelf, models.default_backbone, models.workdir)
+    s = H.new_session(m)
+    c, s2, msg = H.switch_backbone(m, s, 'wan2.1-t2v-1.3b')
+    assert s2 is s and s2.backbone == models.default_backbone and c['n_layers'] == bb(models).num_layers
+    assert 'huggingface-cli download' in msg and f'Kept {models.default_backbone}' in msg
+    label = dict((n, l) for l, n in H.backbone_choices(m))['wan2.1-t2v-1.3b']
+    assert 'unavailable' in label, label
+    assert H.backbone(m, s2, 'wan2.1-t2v-1.3b') is bb(models)  # later actions use the working one
+
+
+def test_typed_values_out_of_range_are_clamped_with_one_message(models, synth):
+    b, k = H.checked(models, synth, models.default_backbone, 2000, -1, 1, 0)
+    r = H.ES.control_ranges(b)
+    assert (k.t, k.layer) == (r['t_max'], 0) and k.message.count('using') == 1
+    assert 'timestep 2000 is outside' in k.message and 'layer -1 is outside' in k.message
+    v = H.features_view(models, synth, b, 2000, -1)  # today: an error, and the picture and the box disagree
+    assert v.grid.layer == 0 and v.grid.timestep == b.timestep_info(r['t_max']).t
+
+
 # ---------------------------------------------------------------- views: each handler is one explorer call
 # (the explorer's own tests are in nbs/13_explorer.ipynb and nbs/13a_explorer_probes.ipynb)
 def test_view_handlers_call_the_explorer(models, synth):
@@ -115,9 +190,12 @@ def test_view_handlers_call_the_explorer(models, synth):
     assert p.is_file() and p.stat().st_size > 0 and H.input_video(models, synth).is_file()
     d = H.depth_view(models, synth, b, 300, 2, frame=1)
     assert d.ply_path.is_file() and list(d.table['scored_on'])[0].startswith('this clip')
+    assert d.table['verdict'].iloc[1].startswith(('WORSE than', 'better than'))  # held-out row vs best baseline
+    assert 'background-color' in H.EP.highlight_losses(d.table).to_html()
     c = H.correspondence_view(models, synth, b, 300, 2, 20, 25)
     assert len(c.table) == synth.clip.num_frames - 1 and 'Whole clip' in c.summary
     s = H.sweep_view(models, b, [300], layers=[0, 2], correspondence=False)
+    assert s.depth_diff_fig is not None and any(c.startswith('none.delta1 vs ') for c in s.table.columns)
     assert s.csv_path.is_file() and s.pck_fig is None and H.sweep_view(models, b, [300.1], [2, 0], 1, False).cached
     g = H.gates_view(models, synth, b, 300, 2)
     assert 0 < g.mean < 1 and len(g.figure.data) == synth.clip.num_frames
@@ -161,7 +239,28 @@ def test_chat_streams_and_labels_the_model(models, synth):
     label = H.chat_model_label(models)
     assert 'CPU' in label and 'random weights' in label and 'tiny-random-qwen2.5-vl' in label
     with pytest.raises(ValueError, match='empty'): list(H.chat_stream(models, synth, '  ', []))
+    with pytest.raises(ValueError, match='23000 characters; the limit is'):
+        list(H.chat_stream(models, synth, 'x' * 23000, []))
     with pytest.raises(ValueError, match='No clip loaded'): list(H.chat_stream(models, H.Session(), 'hi', []))
+
+
+def test_chat_sends_a_bounded_history_and_states_its_quality(models, synth):
+    from unittest import mock
+    seen = []
+    def chat(clip, message, history, **kw):
+        seen.append(list(history))
+        yield 'ok'
+    long = [dict(role=r, content=f'{r} {i}') for i in range(20) for r in ('user', 'assistant')]
+    with mock.patch.object(models.mllm, 'chat', chat):
+        out = list(H.chat_stream(models, synth, 'closest?', long, max_new_tokens=999))
+    assert len(seen[0]) == H.ES.MAX_HISTORY_MESSAGES and seen[0][0]['role'] == 'user'
+    assert len(out[-1]) == len(long) + 2  # the page keeps the whole conversation; the model sees the last turns
+    card = dict(eval=dict(accuracy=dict(all=0.333), n=dict(all=60)), eval_majority=dict(all=0.483))
+    with mock.patch.object(models.mllm, 'card', card, create=True), \
+            mock.patch.object(type(models.mllm), 'describe', lambda self: 'SmolLM2 (/root/.cache/x/SmolLM2.gguf)'):
+        label = H.chat_model_label(models)
+    assert '33.3%' in label and 'majority baseline **48.3%**' in label, label
+    assert '/root' not in label and 'SmolLM2.gguf' in label
 
 
 # ---------------------------------------------------------------- app wiring
@@ -176,7 +275,8 @@ def test_guarded_turns_errors_into_messages():
     def gen():
         yield 1
         raise ValueError('stream broke')
-    with pytest.raises(gr.Error, match='frame count'): bad()
+    with pytest.raises(gr.Error, match='frame count') as e: bad()
+    assert not e.value.print_exception  # gradio must not print a traceback for a user's mistake
     with pytest.raises(gr.Error, match='RuntimeError: kaput'): boom()
     g = gen()
     assert next(g) == 1

@@ -4,7 +4,9 @@
 
 # %% ../nbs/13_explorer.ipynb #c002
 from __future__ import annotations
+import warnings
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,13 +18,14 @@ import torch
 
 from .core import Clip, FeatureGrid, SceneClip, logger
 from .io import IMAGE_EXTS, VIDEO_EXTS, load_clip, sample_clip_paths, save_clip
-from .scenes import sample_scene_clip, scene_splits
+from .scenes import make_scene, render_scene_clip, sample_scene_clip, scene_splits
 
 # %% auto #0
-__all__ = ['CACHE_SIZES', 'MAX_NOISE', 'SYNTHETIC_SAMPLE', 'LRU', 'ExplorerCache', 'ViewSettings', 'view_settings', 'SceneSet',
-           'Workspace', 'Limits', 'ClipInput', 'check_upload', 'sample_names', 'read_input', 'clip_features',
-           'view_grid', 'FeatureView', 'pca_key', 'features_view', 'input_video', 'pca_video', 'GatesView',
-           'gates_view']
+__all__ = ['CACHE_SIZES', 'MAX_NOISE', 'SYNTHETIC_SAMPLE', 'DEFAULT_FRAMES', 'DEFAULT_SIZE', 'HELDOUT_SAMPLE', 'HELDOUT_SCENE',
+           'LRU', 'ExplorerCache', 'ViewSettings', 'view_settings', 'SceneSet', 'Workspace', 'Limits', 'ClipInput',
+           'check_upload', 'sample_names', 'sample_label', 'frame_similarity', 'shot_cuts', 'read_input',
+           'block_progress', 'clip_features', 'view_grid', 'FeatureView', 'pca_key', 'pca_overlay', 'features_view',
+           'input_video', 'pca_video', 'GatesView', 'gate_overlay', 'gates_view']
 
 # %% ../nbs/13_explorer.ipynb #c007
 class LRU:
@@ -128,6 +131,7 @@ class Workspace:
 
 # %% ../nbs/13_explorer.ipynb #c019
 SYNTHETIC_SAMPLE = 'scene_orbit'  # the bundled sample whose scene is re-rendered with exact ground truth
+DEFAULT_FRAMES, DEFAULT_SIZE = 5, 128  # what the app loads first: enough pixels for the PCA to show structure
 
 @dataclass
 class Limits:
@@ -138,14 +142,16 @@ class Limits:
     max_pixels: int = 32 * 256 * 456  # frames x H x W after resizing
     max_zip_images: int = 256         # images in an uploaded zip
     max_zip_mb: float = 200.          # uncompressed size of those images
+    max_stride: int = 64              # step between sampled frames of a video
 
 # %% ../nbs/13_explorer.ipynb #c020
 @dataclass
 class ClipInput:
-    "A clip to explore, its ground truth when synthetic, and its name; hash and uint8 frames are computed once."
+    "A clip to explore, its ground truth when synthetic, its name and what the user should know about the load."
     clip: Clip
     scene: Optional[SceneClip] = None  # exact depth, poses and correspondences of a synthetic scene
     name: str = ''
+    warnings: tuple = ()               # e.g. a truncated file, sampled frames spanning a shot cut
 
     @cached_property
     def clip_hash(self) -> str: return self.clip.content_hash
@@ -153,11 +159,13 @@ class ClipInput:
     def frames_u8(self) -> np.ndarray: return self.clip.to_uint8()  # [T, H, W, 3]
 
     def describe(self) -> str:
-        "One markdown line about the clip."
+        "Markdown about the clip: one line, then one line per warning."
         c = self.clip
         gt = 'no ground truth' if self.scene is None else \
             'synthetic scene with exact ground truth (depth, poses, correspondences)'
-        return f'**{self.name}**: {c.num_frames} frames, {c.size[0]}x{c.size[1]} px, {c.fps:.1f} fps, {gt}'
+        frames = '1 frame (an image)' if c.num_frames == 1 else f'{c.num_frames} frames'
+        s = f'**{self.name}**: {frames}, {c.size[0]}x{c.size[1]} px, {c.fps:.1f} fps, {gt}'
+        return s + ''.join(f'\n\n**Warning:** {w}' for w in self.warnings)
 
 # %% ../nbs/13_explorer.ipynb #c022
 def check_upload(path, limits: Limits) -> Path:
@@ -172,67 +180,130 @@ def check_upload(path, limits: Limits) -> Path:
                          f"({', '.join(VIDEO_EXTS)}), an image ({', '.join(IMAGE_EXTS)}) or a .zip of images")
     return path
 
+HELDOUT_SAMPLE, HELDOUT_SCENE = 'scene_heldout', 2_000_100  # a test-split scene, beyond the probe's test scenes
+
 def sample_names() -> list:
-    "The bundled samples, the synthetic one (with ground truth) first."
-    return sorted(sample_clip_paths(), key=lambda n: (n != SYNTHETIC_SAMPLE, n))
+    "The bundled samples, the synthetic ones (with ground truth) first."
+    return [SYNTHETIC_SAMPLE, HELDOUT_SAMPLE] + sorted(n for n in sample_clip_paths() if n != SYNTHETIC_SAMPLE)
+
+def sample_label(name: str) -> str:
+    "What a sample is and whether the shipped backbone (vega3d-tiny-scenes) trained on it."
+    if name == SYNTHETIC_SAMPLE:
+        return f'{name} (synthetic, ground truth; IN distribution: a training scene of vega3d-tiny-scenes)'
+    if name == HELDOUT_SAMPLE: return f'{name} (synthetic, ground truth; held out: a test-split scene)'
+    return f'{name} (real video, no ground truth; out of distribution for vega3d-tiny-scenes)'
+
+# %% ../nbs/13_explorer.ipynb #c044
+def frame_similarity(frames: np.ndarray,  # [T, H, W, 3] uint8
+                    ) -> np.ndarray:      # [T-1] in [0, 1]
+    "Similarity of each frame to the next: the intersection of their 8x8x8-bin colour histograms."
+    q = frames.astype(np.int64) // 32
+    idx = (q[..., 0] * 64 + q[..., 1] * 8 + q[..., 2]).reshape(len(frames), -1)
+    h = np.stack([np.bincount(i, minlength=512) / i.size for i in idx])
+    return np.minimum(h[1:], h[:-1]).sum(1)
+
+def shot_cuts(frames: np.ndarray,      # [T, H, W, 3] uint8
+              drop: float = 0.5,       # a cut: similarity below `drop` x the clip's median and below `drop`
+             ) -> list:
+    "Indices k where frames k-1 and k lie on two sides of a shot cut."
+    if len(frames) < 2: return []
+    s = frame_similarity(frames)
+    return [k + 1 for k, v in enumerate(s) if v < drop * np.median(s) and v < drop]
+
+def _cut_warning(cuts: list) -> str:
+    pairs = ', '.join(f'{k - 1}-{k}' for k in cuts)
+    return (f'the sampled frames span a shot cut (similarity drops between frames {pairs}): features, '
+            'correspondences and depth across it compare two different scenes. Sample a shorter span or a stride.')
 
 # %% ../nbs/13_explorer.ipynb #c025
-def _read_upload(path: Path, num_frames: int, size: int, limits: Limits, tmp_dir=None) -> ClipInput:
+def _read_upload(path: Path, num_frames: int, size: int, limits: Limits, tmp_dir=None, stride=None) -> ClipInput:
     is_zip = path.suffix.lower() == '.zip'
     try:
-        clip = load_clip(path, num_frames=num_frames, size=(size, size) if is_zip else size, center_crop=is_zip,
-                         max_pixels=limits.max_pixels, max_zip_images=limits.max_zip_images,
-                         max_zip_mb=limits.max_zip_mb, tmp_dir=tmp_dir)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter('always')
+            clip = load_clip(path, num_frames=num_frames, size=(size, size) if is_zip else size, center_crop=is_zip,
+                             stride=stride, max_pixels=limits.max_pixels, max_zip_images=limits.max_zip_images,
+                             max_zip_mb=limits.max_zip_mb, tmp_dir=tmp_dir)
     except ValueError as e:
         raise type(e)(str(e).replace(str(path), path.name)) from None
     clip.source = path.name
-    return ClipInput(clip, None, path.name)
+    notes = tuple(str(w.message).replace(str(path), path.name) for w in said if str(path) in str(w.message))
+    return ClipInput(clip, None, path.name, notes)
 
-def _read_sample(sample: str, num_frames: int, size: int, limits: Limits) -> ClipInput:
-    if sample == SYNTHETIC_SAMPLE:
-        scene = sample_scene_clip(n_frames=num_frames, size=(size, size))
+def _read_sample(sample: str, num_frames: int, size: int, limits: Limits, stride=None) -> ClipInput:
+    if sample in (SYNTHETIC_SAMPLE, HELDOUT_SAMPLE):
+        scene = sample_scene_clip(n_frames=num_frames, size=(size, size)) if sample == SYNTHETIC_SAMPLE else \
+            render_scene_clip(make_scene(HELDOUT_SCENE), num_frames, (size, size), 'orbit')
         scene.clip.source = sample
         return ClipInput(scene.clip, scene, sample)
     paths = sample_clip_paths()
     if sample not in paths: raise ValueError(f"unknown sample {sample!r}; bundled samples: {', '.join(paths)}")
-    return ClipInput(load_clip(paths[sample], num_frames=num_frames, size=size, max_pixels=limits.max_pixels),
-                     None, sample)
+    clip = load_clip(paths[sample], num_frames=num_frames, size=size, stride=stride, max_pixels=limits.max_pixels)
+    return ClipInput(clip, None, sample)
 
 # %% ../nbs/13_explorer.ipynb #c026
 def read_input(upload=None,                # path of an uploaded video, image or .zip of images
                sample: Optional[str] = None,  # else a name from sample_names()
-               num_frames: int = 9,        # frames sampled
-               size: int = 64,             # shorter side, pixels
+               num_frames: int = DEFAULT_FRAMES,  # frames sampled
+               size: int = DEFAULT_SIZE,   # shorter side, pixels
                limits: Optional[Limits] = None,  # default: Limits()
                tmp_dir=None,               # where a zip is unpacked (removed after)
+               stride: Optional[int] = None,  # every stride-th frame from the start (None: spread evenly)
               ) -> ClipInput:
-    "The uploaded file or the bundled sample, sampled to `num_frames` at `size`, checked against `limits`."
+    "The uploaded file or the bundled sample, sampled to `num_frames` at `size`, with warnings about the load."
     limits, num_frames, size = limits or Limits(), int(num_frames), int(size)
     if not 1 <= num_frames <= limits.max_frames:
         raise ValueError(f"frame count must be between 1 and {limits.max_frames}, got {num_frames}")
     if not 16 <= size <= limits.max_size:
         raise ValueError(f"resolution must be between 16 and {limits.max_size} pixels, got {size}")
-    if upload: return _read_upload(check_upload(upload, limits), num_frames, size, limits, tmp_dir)
-    if not sample: raise ValueError("Nothing to load: upload a file or pick a sample.")
-    return _read_sample(sample, num_frames, size, limits)
+    stride = None if stride in (None, 0) else int(stride)
+    if stride is not None and not 1 <= stride <= limits.max_stride:
+        raise ValueError(f"stride must be between 1 and {limits.max_stride} (0: spread evenly), got {stride}")
+    if upload: inp = _read_upload(check_upload(upload, limits), num_frames, size, limits, tmp_dir, stride)
+    elif not sample: raise ValueError("Nothing to load: upload a file or pick a sample.")
+    else: inp = _read_sample(sample, num_frames, size, limits, stride)
+    cuts = shot_cuts(inp.frames_u8)
+    if cuts: inp.warnings += (_cut_warning(cuts),)
+    return inp
+
+# %% ../nbs/13_explorer.ipynb #c049
+@contextmanager
+def block_progress(backbone, progress: Optional[Callable], start: float = 0.3, stop: float = 0.95):
+    "Report each denoiser block as it runs through `progress(fraction, desc=...)` (hooks removed on exit)."
+    blocks = list(getattr(backbone.denoiser, 'blocks', None) or []) if progress else []
+    tick = lambda i: lambda *_: progress(start + (stop - start) * (i + 1) / len(blocks),
+                                         desc=f'denoiser block {i + 1} of {len(blocks)}')
+    hooks = [blk.register_forward_hook(tick(i)) for i, blk in enumerate(blocks)]
+    try: yield
+    finally:
+        for h in hooks: h.remove()
+
+def _extract(fz, clip: Clip, progress: Optional[Callable]):
+    "`fz.features(clip)`, reporting the VAE encode and each block through `progress`."
+    if progress is None: return fz.features(clip)
+    progress(0.05, desc=f'VAE: encoding {clip.num_frames} frame(s) of {clip.size[0]}x{clip.size[1]}')
+    fz.encoded(clip)
+    with block_progress(fz.backbone, progress): return fz.features(clip)
 
 # %% ../nbs/13_explorer.ipynb #c029
 def clip_features(inp: ClipInput, st: ViewSettings,
                   cache: Optional[ExplorerCache] = None,  # memoise the FeatureSet here (kind 'features')
                   layers=None,                            # blocks (default: every block)
                   cache_dir=None,                         # the extractor's on-disk grid cache
+                  progress: Optional[Callable] = None,    # progress(fraction, desc=...) as gradio's
                  ):
     "`inp`'s FeatureSet at `st.info` for `layers`: one forward per noise sample, memoised in `cache`."
     from vega3d_nb.extractor import Featurizer  # imports the backbones: only once features are needed
     b = st.backbone
     layers = list(range(b.num_layers)) if layers is None else list(layers)
     fz = Featurizer(b, timesteps=[st.info.t], layers=layers, n_noise=st.n_noise, seed=st.seed, cache_dir=cache_dir)
-    make = lambda: fz.features(inp.clip)
+    make = lambda: _extract(fz, inp.clip, progress)
     return make() if cache is None else cache.get('features', fz.key(inp.clip), make)
 
-def view_grid(inp: ClipInput, st: ViewSettings, cache: ExplorerCache) -> FeatureGrid:
+def view_grid(inp: ClipInput, st: ViewSettings, cache: ExplorerCache,
+              progress: Optional[Callable] = None) -> FeatureGrid:
     "The grid at the settings' (timestep, layer), from the all-layer features."
-    return clip_features(inp, st, cache).get(st.info.t, st.layer)
+    return clip_features(inp, st, cache, progress=progress).get(st.info.t, st.layer)
 
 # %% ../nbs/13_explorer.ipynb #c032
 @dataclass
@@ -243,32 +314,47 @@ class FeatureView:
     grid: FeatureGrid
     caption: str
     cached: bool              # the features came from the cache (no forward ran)
+    overlay: Optional[np.ndarray] = None  # [H', W', 3] uint8: the PCA colours over each frame, at `opacity`
+    explained: tuple = ()     # fraction of the variance along each of the 3 components
 
 def pca_key(inp: ClipInput, st: ViewSettings) -> tuple:
     "Cache key of a layer's PCA projection: fitted once per (clip, backbone, layer, noise, seed)."
     return (inp.clip_hash, st.backbone.name, st.backbone.weights_hash, st.layer, st.n_noise, st.seed)
 
-def _feature_caption(grid: FeatureGrid, cached: bool, fixed_colours: bool) -> str:
+def _feature_caption(grid: FeatureGrid, cached: bool, fixed_colours: bool, explained: tuple = ()) -> str:
+    var = ', '.join(f'PC{i + 1} {e:.0%}' for i, e in enumerate(explained))
     return (f'PCA of {grid.describe()}; grid {grid.grid_size[0]}x{grid.grid_size[1]} per frame, '
-            f'{grid.feat_dim} channels. '
+            f'{grid.feat_dim} channels' + (f'; explained variance {var} (red, green, blue)' if var else '') + '. '
             f'{"Reused cached features (no forward)" if cached else "Ran one forward for all layers at this timestep"}'
             f'{"; colours fitted at the first timestep viewed for this layer" if fixed_colours else ""}.')
+
+def pca_overlay(frames: np.ndarray,  # [T, H, W, 3] uint8
+                pca: np.ndarray,     # [T, h, w, 3] PCA colours in [0, 1]
+                opacity: float = 0.5, min_side: int = 128, cols: int = 9) -> np.ndarray:
+    "Each frame with its PCA colouring drawn over it at `opacity`, as one mosaic (small frames enlarged)."
+    from vega3d_nb.mosaic import blend, tile_frames
+    s = max(1, min_side // min(frames.shape[1:3]))
+    big = frames.repeat(s, axis=1).repeat(s, axis=2) if s > 1 else frames
+    return tile_frames(np.stack([blend(f, p, opacity) for f, p in zip(big, pca)]), cols)
 
 # %% ../nbs/13_explorer.ipynb #c033
 def features_view(inp: ClipInput, st: ViewSettings, cache: ExplorerCache,
                   fixed_colours: bool = True,  # reuse the PCA fitted at the first timestep viewed for this layer
+                  progress: Optional[Callable] = None,  # progress(fraction, desc=...) while features are extracted
+                  opacity: float = 0.5,        # of the PCA colours drawn over the frames
                  ) -> FeatureView:
-    "PCA colouring of the (t, layer) features of every frame, next to the input frames."
+    "PCA colouring of the (t, layer) features of every frame, next to and over the input frames."
     from vega3d_nb.mosaic import input_vs_pca
     from vega3d_nb.viz import pca_rgb
     hits = cache['features'].hits
-    grid = view_grid(inp, st, cache)
+    grid = view_grid(inp, st, cache, progress)
     cached = cache['features'].hits > hits
     pkey = pca_key(inp, st)
     rgb, proj = pca_rgb(grid, projection=cache['pca'].peek(pkey) if fixed_colours else None)
     if fixed_colours: cache.get('pca', pkey, lambda: proj)
-    caption = _feature_caption(grid, cached, fixed_colours)
-    return FeatureView(input_vs_pca(inp.frames_u8, rgb), rgb, grid, caption, cached)
+    ex = tuple(float(e) for e in proj.explained) if proj.explained is not None else ()
+    return FeatureView(input_vs_pca(inp.frames_u8, rgb), rgb, grid, _feature_caption(grid, cached, fixed_colours, ex),
+                       cached, pca_overlay(inp.frames_u8, rgb, opacity), ex)
 
 # %% ../nbs/13_explorer.ipynb #c037
 def input_video(inp: ClipInput, workdir) -> Path:
@@ -290,12 +376,24 @@ class GatesView:
     "What the Fusion gates page shows."
     figure: object             # plotly heatmaps, one per frame
     mean: float                # mean gate over every visual token of the clip
+    overlay: Optional[np.ndarray] = None  # [H', W', 3] uint8: each frame with its gates drawn over it
+
+def gate_overlay(frames: np.ndarray,  # [T, H, W, 3] uint8
+                 gate,                # [T, h, w] gate per visual token in [0, 1]
+                 min_side: int = 128, cols: int = 5) -> np.ndarray:
+    "The gates drawn over their frames at the clip's aspect ratio (blue: generative stream, red: semantic)."
+    from vega3d_nb.mosaic import heat_overlay, tile_frames
+    g = np.asarray(torch.as_tensor(gate).float())
+    if len(g) != len(frames): raise ValueError(f"{len(g)} gate maps for {len(frames)} frames")
+    s = max(1, min_side // min(frames.shape[1:3]))
+    big = frames.repeat(s, axis=1).repeat(s, axis=2) if s > 1 else frames
+    return tile_frames(np.stack([heat_overlay(f, m, 0.55) for f, m in zip(big, g)]), cols)
 
 def gates_view(fused,                   # a vega3d_nb.mllm.fused.FusedMLLM
                inp: ClipInput, st: ViewSettings, cache: ExplorerCache) -> GatesView:
-    "Gate values of the fusion for the clip and the (t, layer) features, as heatmaps and their mean."
+    "Gate values of the fusion for the clip and the (t, layer) features, as heatmaps, over the frames, and their mean."
     from vega3d_nb.viz import gate_figure
     grid = view_grid(inp, st, cache)
     res = fused.fuse(inp.clip, grid)     # raises when the model has no fusion module
     fig = gate_figure(res.gate, f'{fused.describe()}; generative features: {grid.describe()}', mode=res.mode)
-    return GatesView(fig, float(res.gate.mean()))
+    return GatesView(fig, float(res.gate.mean()), gate_overlay(inp.frames_u8, res.gate))

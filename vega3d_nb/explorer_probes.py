@@ -11,6 +11,7 @@ from typing import Callable, Optional
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from .core import FeatureGrid, SceneClip, logger
 from .explorer import ClipInput, ExplorerCache, SceneSet, ViewSettings, Workspace, clip_features, view_grid
@@ -18,9 +19,10 @@ from .metrics import evaluate_depth, pck
 from .geometry import correspondences, intrinsics
 
 # %% auto #0
-__all__ = ['DEPTH_COLUMNS', 'MAX_SWEEP_SEEDS', 'SceneProbe', 'probe_key', 'fit_scene_probe', 'DepthView', 'depth_view',
-           'display_scale', 'CorrespondenceView', 'point_pck', 'correspondence_view', 'SweepView', 'sweep_key',
-           'sweep_view']
+__all__ = ['DEPTH_COLUMNS', 'BASELINE_SUFFIX', 'MAX_SWEEP_SEEDS', 'PCK_METRIC', 'SceneProbe', 'probe_key', 'fit_scene_probe',
+           'against_baselines', 'highlight_losses', 'DepthView', 'depth_view', 'display_scale', 'frame_pairs',
+           'similarity_map', 'CorrespondenceView', 'point_pck', 'correspondence_view', 'SweepView', 'sweep_key',
+           'sweep_display', 'sweep_view']
 
 # %% ../nbs/13a_explorer_probes.ipynb #c007
 DEPTH_COLUMNS = ('delta1', 'abs_rel', 'rmse')  # metrics in the depth tables, for each alignment
@@ -88,6 +90,33 @@ def fit_scene_probe(st: ViewSettings, ws: Workspace,
     "The scene-set depth probe at the settings' (t, layer) with held-out scores of it and of the baselines (cached)."
     return ws.cache.get('probe', probe_key(st, ws.scenes), lambda: _fit_scene_probe(st, ws, progress))
 
+# %% ../nbs/13a_explorer_probes.ipynb #c032
+BASELINE_SUFFIX = ' baseline (no weights)'  # how the depth tables name their baseline rows
+
+def against_baselines(table: pd.DataFrame, metric: str = 'none.delta1') -> pd.DataFrame:
+    "`table` with, on each held-out feature row, the best baseline's `metric`, the difference from it and a verdict."
+    from vega3d_nb.metrics import higher_is_better
+    is_base = table['source'].str.endswith(BASELINE_SUFFIX)
+    held = table['scored_on'] != 'this clip (synthetic ground truth)' if 'scored_on' in table else True
+    base = table[is_base & held]
+    out = table.copy()
+    if base.empty or metric not in table: return out
+    hib = higher_is_better(metric.split('.')[-1])
+    b = base.loc[base[metric].idxmax() if hib else base[metric].idxmin()]
+    name, diff = b['source'].replace(BASELINE_SUFFIX, ''), (table[metric] - b[metric]).round(4)
+    rows = ~is_base & held
+    better = diff > 0 if hib else diff < 0
+    out[f'{metric} vs best baseline'] = diff.where(rows)
+    out['verdict'] = np.where(rows, np.where(better, f'better than {name}', f'WORSE than {name}'), '')
+    return out
+
+def highlight_losses(table: pd.DataFrame):
+    "A pandas Styler of `table`: rows that lose to the best baseline in red, rows that beat it in green."
+    col = lambda v: 'background-color: #f8d0d0' if str(v).startswith('WORSE') else \
+        'background-color: #d4f0d4' if str(v).startswith('better') else ''
+    if 'verdict' not in table: return table.style
+    return table.style.apply(lambda r: [col(r['verdict'])] * len(r), axis=1)
+
 # %% ../nbs/13a_explorer_probes.ipynb #c012
 @dataclass
 class DepthView:
@@ -136,36 +165,58 @@ def depth_view(inp: ClipInput, st: ViewSettings, ws: Workspace,
     title = f'Point cloud from predicted depth, frame {f}'
     if inp.scene is None: title += ' (assumed 60° field of view)'
     ply = save_ply(pcd, ws.path('ply', f'depth-{inp.clip_hash}-f{f}.ply'))
-    return DepthView(fig, point_cloud_figure(pcd, features=sp.probe, title=title), ply, table, sp.note)
+    cloud = point_cloud_figure(pcd, features=sp.probe, title=title)
+    return DepthView(fig, cloud, ply, against_baselines(table), sp.note)
 
 # %% ../nbs/13a_explorer_probes.ipynb #c016
-def display_scale(size: tuple, target: int = 256) -> int:
-    "Integer upscale so a small frame is big enough to click on."
+def display_scale(size: tuple, target: int = 512) -> int:
+    "Integer upscale so a frame's longer side reaches about `target` pixels, at the clip's aspect ratio."
     return max(1, target // max(size))
 
-def _point_matches(grid: FeatureGrid, x: int, y: int, n_frames: int, image_size: tuple) -> list:
-    "Matches (probes.Matches) of pixel (x, y) of frame 0 in frames 1..T-1."
+def frame_pairs(n_frames: int, source: int = 0, target: Optional[int] = None) -> list:
+    "The target frames of a query in `source`: `target`, else every other frame (the frame itself for one frame)."
+    for what, f in (('source', source), ('target', target)):
+        if f is not None and not 0 <= int(f) < n_frames:
+            raise ValueError(f"{what} frame {f} is outside the clip's {n_frames} frame(s) (0 to {n_frames - 1})")
+    if target is not None: return [int(target)]
+    return [k for k in range(n_frames) if k != source] or [int(source)]
+
+def _point_matches(grid: FeatureGrid, x: int, y: int, source: int, targets: list, n_frames: int,
+                   image_size: tuple) -> list:
+    "Matches (correspondence.Matches) of pixel (x, y) of frame `source` in each target frame."
     from vega3d_nb.correspondence import match_correspondences
     from vega3d_nb.align import temporal_index
     tf, q = temporal_index(grid.frame_indices, n_frames), torch.tensor([[float(x), float(y)]])
-    a = grid.features[tf[0]]
-    return [match_correspondences(a, grid.features[tf[k]], q, image_size) for k in range(1, n_frames)]
+    return [match_correspondences(grid.features[tf[source]], grid.features[tf[k]], q, image_size) for k in targets]
 
-def _point_truth(scene: Optional[SceneClip], x: int, y: int, n_frames: int) -> list:
-    "The true (x, y) of pixel (x, y) of frame 0 in frames 1..T-1, None where hidden (or without ground truth)."
+def _point_truth(scene: Optional[SceneClip], x: int, y: int, source: int, targets: list) -> list:
+    "The true (x, y) of pixel (x, y) of `source` in each target, None where hidden (or without ground truth)."
     out = []
-    for k in range(1, n_frames):
-        uv_b, vis = correspondences(scene, 0, k) if scene is not None else (None, None)
+    for k in targets:
+        uv_b, vis = correspondences(scene, source, k) if scene is not None else (None, None)
         out.append(tuple(float(a) for a in uv_b[y, x]) if vis is not None and vis[y, x] else None)
     return out
+
+# %% ../nbs/13a_explorer_probes.ipynb #c030
+def similarity_map(grid: FeatureGrid, x: int, y: int, source: int, target: int, n_frames: int,
+                   image_size: tuple) -> torch.Tensor:  # [H, W] cosine similarity in [-1, 1]
+    "DIFT's view: the cosine similarity of pixel (x, y) of `source` with every pixel of `target`."
+    from vega3d_nb.align import sample_features, upsample_features, temporal_index
+    q = torch.tensor([[float(x), float(y)]])
+    fa = F.normalize(sample_features(grid, torch.tensor([source]), q, image_size, n_frames), dim=-1)[0]
+    fb = upsample_features(grid.features[temporal_index(grid.frame_indices, n_frames)[target]][None], image_size)[0]
+    return F.normalize(fb, dim=-1) @ fa
 
 # %% ../nbs/13a_explorer_probes.ipynb #c019
 @dataclass
 class CorrespondenceView:
     "What the Correspondence page shows for one clicked point."
-    image: np.ndarray          # mosaic: query in frame 0 (yellow), matches (red x) and true positions (green ring)
-    table: pd.DataFrame        # per frame: match, truth, error
+    image: np.ndarray          # mosaic: query in the source frame (yellow), matches (red x), truth (green ring)
+    heatmap: np.ndarray        # [H, W, 3] uint8: cosine similarity over the first target frame, best match marked
+    table: pd.DataFrame        # per target frame: match, truth, error
     summary: str
+    source: int                # the query's frame
+    targets: list              # the frames matched into
 
 def _match_row(k: int, m, truth: Optional[tuple], has_truth: bool) -> dict:
     u, v = m.uv_b[0].tolist()
@@ -176,14 +227,22 @@ def _match_row(k: int, m, truth: Optional[tuple], has_truth: bool) -> dict:
     elif has_truth: row.update(true_x=None, true_y=None, error_px=None)
     return row
 
-def _match_mosaic(inp: ClipInput, x: int, y: int, matches: list, truth: list) -> np.ndarray:
+# %% ../nbs/13a_explorer_probes.ipynb #c035
+def _marks(m, gt) -> list:
+    u, v = m.uv_b[0].tolist()
+    return [(u, v, 'red', 'x')] + ([(*gt, 'lime', 'ring')] if gt else [])
+
+def _match_mosaic(inp: ClipInput, x: int, y: int, source: int, targets: list, matches: list, truth: list):
     from vega3d_nb.mosaic import mark_points, tile_frames
-    frames, s = inp.frames_u8, display_scale(inp.clip.size) if max(inp.clip.size) < 128 else 1
-    tiles = [mark_points(frames[0], [(x, y, 'yellow', 'dot')], s)]
-    for k, (m, gt) in enumerate(zip(matches, truth), 1):
-        u, v = m.uv_b[0].tolist()
-        tiles.append(mark_points(frames[k], [(u, v, 'red', 'x')] + ([(*gt, 'lime', 'ring')] if gt else []), s))
+    frames, s = inp.frames_u8, display_scale(inp.clip.size, 256)
+    tiles = [mark_points(frames[source], [(x, y, 'yellow', 'dot')], s)]
+    tiles += [mark_points(frames[k], _marks(m, gt), s) for k, m, gt in zip(targets, matches, truth)]
     return tile_frames(np.stack(tiles), cols=min(len(tiles), 5))
+
+def _heatmap(inp: ClipInput, sim: torch.Tensor, target: int, m, gt) -> np.ndarray:
+    from vega3d_nb.mosaic import heat_overlay, mark_points
+    img = heat_overlay(inp.frames_u8[target], ((sim + 1) / 2).numpy(), 0.65)
+    return mark_points(img, _marks(m, gt), display_scale(inp.clip.size))
 
 # %% ../nbs/13a_explorer_probes.ipynb #c021
 def point_pck(matches: list, truth: list, image_size: tuple, alpha: float = 0.10) -> tuple:
@@ -192,46 +251,56 @@ def point_pck(matches: list, truth: list, image_size: tuple, alpha: float = 0.10
     if not vis: return float('nan'), 0
     return pck(torch.cat([p for p, _ in vis]), torch.cat([g for _, g in vis]), image_size, [alpha])[alpha], len(vis)
 
-def _corr_summary(inp: ClipInput, grid: FeatureGrid, x: int, y: int, matches, truth, alpha: float, seed: int) -> str:
+def _clip_pck(inp: ClipInput, grid: FeatureGrid, alpha: float, seed: int) -> str:
     from vega3d_nb.correspondence import evaluate_correspondence
-    s = f'Query ({x}, {y}) in frame 0; matches by cosine nearest neighbour on {grid.describe()}.'
+    gaps = [g for g in (1, 4, 8) if g < inp.clip.num_frames]
+    if not gaps: return ''
+    cs = evaluate_correspondence(grid, inp.scene, gaps=gaps, alphas=(alpha,), n_queries=50, seed=seed)
+    return ' Whole clip: ' + ', '.join(f'gap {g}: `PCK@{alpha:.2f}` = {d[alpha]:.3f} ({cs.n_queries[g]} queries)'
+                                       for g, d in cs.pck.items()) + '.'
+
+def _corr_summary(inp: ClipInput, grid: FeatureGrid, x, y, source, matches, truth, alpha: float, seed: int) -> str:
+    s = f'Query ({x}, {y}) in frame {source}; matches by cosine nearest neighbour on {grid.describe()}.'
     if inp.scene is None:
         return s + ' No ground truth for this clip (load the synthetic sample to see true matches and PCK).'
     p, n = point_pck(matches, truth, inp.clip.size, alpha)
-    s += (f' This point: PCK@{alpha:.2f} = {p:.2f} over the {n} frames where it is visible.' if n else
-          ' This point is not visible (or is sky) in the other frames.')
-    T = inp.clip.num_frames
-    cs = evaluate_correspondence(grid, inp.scene, gaps=[g for g in (1, 4, 8) if g < T], alphas=(alpha,),
-                                 n_queries=50, seed=seed)
-    return s + ' Whole clip: ' + ', '.join(f'gap {g}: PCK@{alpha:.2f} = {d[alpha]:.3f} ({cs.n_queries[g]} queries)'
-                                           for g, d in cs.pck.items()) + '.'
+    s += (f' This point: `PCK@{alpha:.2f}` = {p:.2f} over the {n} frames where it is visible.' if n else
+          ' This point is not visible (or is sky) in the target frames.')
+    return s + _clip_pck(inp, grid, alpha, seed)
 
 # %% ../nbs/13a_explorer_probes.ipynb #c023
 def correspondence_view(inp: ClipInput, st: ViewSettings, cache: ExplorerCache,
-                        x: int, y: int,       # the query pixel of frame 0
+                        x: int, y: int,       # the query pixel of the source frame
                         alpha: float = 0.10,  # PCK threshold, a fraction of max(H, W)
+                        source_frame: int = 0,  # the frame the query is in
+                        target_frame: Optional[int] = None,  # the frame to match into (None: every other frame)
                        ) -> CorrespondenceView:
-    "Cosine nearest-neighbour matches of pixel (x, y) of frame 0 in the other frames; truth and PCK on synthetic clips."
-    T, (H, W) = inp.clip.num_frames, inp.clip.size
-    if T < 2: raise ValueError("correspondence needs a clip of at least 2 frames")
+    "Cosine nearest-neighbour matches of pixel (x, y) and DIFT's similarity heatmap; truth and PCK on synthetic clips."
+    T, (H, W), src = inp.clip.num_frames, inp.clip.size, int(source_frame)
+    targets = frame_pairs(T, src, target_frame)
     if not (0 <= x < W and 0 <= y < H): raise ValueError(f"pixel ({x}, {y}) is outside the {W}x{H} frame")
     grid = view_grid(inp, st, cache)
-    matches, truth = _point_matches(grid, x, y, T, (H, W)), _point_truth(inp.scene, x, y, T)
-    rows = [_match_row(k, m, gt, inp.scene is not None) for k, (m, gt) in enumerate(zip(matches, truth), 1)]
-    return CorrespondenceView(_match_mosaic(inp, x, y, matches, truth), pd.DataFrame(rows),
-                              _corr_summary(inp, grid, x, y, matches, truth, alpha, st.seed))
+    matches, truth = _point_matches(grid, x, y, src, targets, T, (H, W)), _point_truth(inp.scene, x, y, src, targets)
+    rows = [_match_row(k, m, gt, inp.scene is not None) for k, m, gt in zip(targets, matches, truth)]
+    sim = similarity_map(grid, x, y, src, targets[0], T, (H, W))
+    return CorrespondenceView(_match_mosaic(inp, x, y, src, targets, matches, truth),
+                              _heatmap(inp, sim, targets[0], matches[0], truth[0]), pd.DataFrame(rows),
+                              _corr_summary(inp, grid, x, y, src, matches, truth, alpha, st.seed), src, targets)
 
 # %% ../nbs/13a_explorer_probes.ipynb #c026
 MAX_SWEEP_SEEDS = 5
+PCK_METRIC = 'pck@0.10.gap1'  # the sweep page's correspondence metric
 
 @dataclass
 class SweepView:
-    "What the Sweep page shows: heatmaps of depth delta1 and PCK, the CSV and the summary table."
+    "What the Sweep page shows: depth delta1 and PCK heatmaps (values and vs the best baseline), the CSV, the table."
     depth_fig: object
     pck_fig: object            # None without correspondence
     csv_path: Path
-    table: pd.DataFrame
+    table: pd.DataFrame        # for display: rounded keys, no spread for one seed, each cell vs the best baseline
     cached: bool               # the sweep came from the cache
+    depth_diff_fig: object = None  # delta1 minus the best depth baseline
+    pck_diff_fig: object = None    # PCK minus the best correspondence baseline (identity)
 
 def sweep_key(backbone, infos: tuple, layers: tuple, n_seeds: int, correspondence: bool, scenes: SceneSet) -> tuple:
     "Cache key of a sweep: backbone weights, snapped timesteps, layers, seeds, correspondence and scene set."
@@ -245,6 +314,24 @@ def _run_sweep(backbone, infos: tuple, layers: tuple, n_seeds: int, corresponden
                  list(layers), seeds=list(range(n_seeds)), gaps=(1, 4), correspondence=correspondence,
                  n_queries=30, progress=True)
 
+# %% ../nbs/13a_explorer_probes.ipynb #c034
+def sweep_display(df: pd.DataFrame, metrics=('none.delta1', PCK_METRIC)) -> pd.DataFrame:
+    "The sweep's summary for display: t and sigma rounded, no ± for one seed, and each cell minus the best baseline."
+    from vega3d_nb.sweep import sweep_table
+    from vega3d_nb.viz import best_baseline
+    out = sweep_table(df)
+    for col, fmt in (('t', '{:.1f}'), ('sigma', '{:.3f}')):
+        if col in out: out[col] = [fmt.format(v) if pd.notna(v) else '' for v in df[col]]
+    if 'n_seeds' in df and (df['n_seeds'] == 1).all():
+        bare = lambda c: c.str.replace(r' ± \d+\.\d+$', '', regex=True) if pd.api.types.is_string_dtype(c) else c
+        out = out.apply(bare)
+    from vega3d_nb.depth_probe import BASELINES
+    for m in metrics:
+        base = best_baseline(df, m) if m in df else None
+        if base: out[f'{m} vs {base[0]}'] = [f'{v - base[1]:+.3f}' if pd.notna(v) and s not in BASELINES else ''
+                                            for v, s in zip(df[m], df['source'])]
+    return out
+
 # %% ../nbs/13a_explorer_probes.ipynb #c027
 def sweep_view(backbone, timesteps: list, ws: Workspace,
                layers: Optional[list] = None,  # default: every block
@@ -252,7 +339,7 @@ def sweep_view(backbone, timesteps: list, ws: Workspace,
                correspondence: bool = True,    # also PCK
               ) -> SweepView:
     "Layer x timestep depth delta1 and PCK heatmaps on the scene set (cached per settings), with the CSV."
-    from vega3d_nb.sweep import save_sweep_csv, sweep_table
+    from vega3d_nb.sweep import save_sweep_csv
     from vega3d_nb.viz import sweep_heatmap
     layers = tuple(backbone.check_layers(list(range(backbone.num_layers)) if layers is None else layers))
     infos = tuple(sorted({backbone.timestep_info(float(t)) for t in timesteps}, key=lambda i: i.t))
@@ -263,6 +350,7 @@ def sweep_view(backbone, timesteps: list, ws: Workspace,
     cached = key in ws.cache['sweep']
     df = ws.cache.get('sweep', key, lambda: _run_sweep(backbone, infos, layers, n_seeds, bool(correspondence), ws))
     csv = save_sweep_csv(df, ws.path('sweeps', f'sweep-{abs(hash(key)) % 10**10}.csv'))
-    pck_metric = 'pck@0.10.gap1'
-    pck_fig = sweep_heatmap(df, pck_metric) if correspondence and pck_metric in df else None
-    return SweepView(sweep_heatmap(df, 'none.delta1'), pck_fig, csv, sweep_table(df), cached)
+    pck = bool(correspondence) and PCK_METRIC in df
+    figs = [sweep_heatmap(df, m, vs_baseline=d) if ok else None for m, ok in (('none.delta1', True), (PCK_METRIC, pck))
+            for d in (False, True)]
+    return SweepView(figs[0], figs[2], csv, sweep_display(df), cached, figs[1], figs[3])

@@ -12,7 +12,8 @@ import torch
 from .viz import hwc_uint8
 
 # %% auto #0
-__all__ = ['MARKER_SHAPES', 'tile_frames', 'upsample_nearest', 'input_vs_pca', 'mark_points']
+__all__ = ['MARKER_SHAPES', 'HEAT_COLOURS', 'tile_frames', 'upsample_nearest', 'input_vs_pca', 'mark_points', 'heat_colours',
+           'blend', 'heat_overlay']
 
 # %% ../nbs/07b_mosaic.ipynb #c006
 def tile_frames(images,            # [T, H, W, 3] float in [0, 1] or uint8
@@ -87,3 +88,28 @@ def mark_points(img,                  # [H, W, 3] uint8 frame (or [3, H, W] / fl
             d.line([cx - r, cy - r, cx + r, cy + r], fill=col, width=2)
             d.line([cx - r, cy + r, cx + r, cy - r], fill=col, width=2)
     return np.asarray(im)
+
+# %% ../nbs/07b_mosaic.ipynb #c015
+HEAT_COLOURS = np.array([[48, 18, 59], [40, 120, 230], [30, 200, 150], [250, 210, 40], [220, 40, 20]], np.float64)
+
+def heat_colours(values,  # [H, W] floats, 0 (cold) to 1 (hot); clipped
+                ) -> np.ndarray:  # [H, W, 3] uint8
+    "Values in [0, 1] as colours of a perceptually ordered dark-blue to red scale."
+    v = np.clip(np.nan_to_num(np.asarray(values, np.float64)), 0, 1) * (len(HEAT_COLOURS) - 1)
+    lo = np.minimum(v.astype(int), len(HEAT_COLOURS) - 2)
+    f = (v - lo)[..., None]
+    return ((1 - f) * HEAT_COLOURS[lo] + f * HEAT_COLOURS[lo + 1]).round().astype(np.uint8)
+
+def blend(frame,              # [H, W, 3] uint8 frame (or [3, H, W] / float in [0, 1])
+          picture,            # [h, w, 3] uint8 or float in [0, 1], nearest-upsampled to the frame
+          opacity: float = 0.6,  # 0: the frame only, 1: the picture only
+         ) -> np.ndarray:     # [H, W, 3] uint8
+    "`picture` drawn over `frame` at `opacity`."
+    if not 0 <= opacity <= 1: raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    a, p = hwc_uint8(frame), hwc_uint8(picture)
+    p = upsample_nearest(p[None], a.shape[:2])[0]
+    return ((1 - opacity) * a + opacity * p).round().astype(np.uint8)
+
+def heat_overlay(frame, values, opacity: float = 0.6) -> np.ndarray:  # values [h, w] in [0, 1]
+    "A heatmap of `values` over `frame`."
+    return blend(frame, heat_colours(values), opacity)

@@ -19,7 +19,8 @@ from .depth_probe import DepthProbe
 
 # %% auto #0
 __all__ = ['GATED_MODES', 'weights_note', 'titled', 'hwc_uint8', 'PCAProjection', 'fit_pca', 'pca_rgb', 'frames_figure',
-           'pca_figure', 'as_float64', 'depth_figure', 'correspondence_figure', 'sweep_heatmap', 'gate_figure']
+           'pca_figure', 'as_float64', 'depth_figure', 'correspondence_figure', 'best_baseline', 'sweep_heatmap',
+           'gate_figure']
 
 # %% ../nbs/07_viz.ipynb #c005
 def weights_note(x) -> str:
@@ -49,6 +50,7 @@ class PCAProjection:
     hi: torch.Tensor          # [n] 99th percentile
     n_fit: int                # pixels the PCA was fitted on
     source: str = ''          # what the features were (weights note)
+    explained: Optional[torch.Tensor] = None  # [n] fraction of the fitted pixels' variance along each component
 
     def __call__(self, x: torch.Tensor  # [..., C] features
                 ) -> torch.Tensor:      # [..., n] in [0, 1]
@@ -72,7 +74,10 @@ def fit_pca(X: torch.Tensor,     # [N, C] pixels to fit on
     comp = comp * torch.sign(comp.gather(0, comp.abs().argmax(0, keepdim=True)))
     if k < n: comp = torch.cat([comp, comp.new_zeros(comp.shape[0], n - k)], 1)
     Y = Xc @ comp
-    return PCAProjection(mean, comp, torch.quantile(Y, 0.01, dim=0), torch.quantile(Y, 0.99, dim=0), len(X), source)
+    ev = evals.flip(0).clamp_min(0)
+    explained = torch.cat([ev[:k], ev.new_zeros(n - k)]) / ev.sum().clamp_min(1e-300)
+    return PCAProjection(mean, comp, torch.quantile(Y, 0.01, dim=0), torch.quantile(Y, 0.99, dim=0), len(X), source,
+                         explained)
 
 # %% ../nbs/07_viz.ipynb #c010
 def _fit_pixels(xs: list, masks: list, fit_on) -> torch.Tensor:
@@ -276,10 +281,20 @@ def _baselines(df: pd.DataFrame, source: str, metric: str) -> list:
     out = []
     for _, r in df[df['source'] != source].iterrows():
         if pd.isna(r[metric]): continue
-        std = f' ± {r[metric + ".std"]:.3f}' if f'{metric}.std' in r else ''
+        std = f' ± {r[metric + ".std"]:.3f}' if f'{metric}.std' in r and r.get('n_seeds', 2) != 1 else ''
         out.append(f'{r["source"]}: {r[metric]:.3f}{std}')
     return out
 
+def best_baseline(df: pd.DataFrame, metric: str) -> Optional[tuple]:
+    "(source, value) of the best parameter-free baseline row (`depth_probe.BASELINES`) for `metric`, else None."
+    from vega3d_nb.depth_probe import BASELINES
+    from vega3d_nb.metrics import higher_is_better
+    rows = df[df['source'].isin(BASELINES) & df[metric].notna()] if metric in df else df.iloc[:0]
+    if rows.empty: return None
+    r = rows.loc[rows[metric].idxmax() if higher_is_better(metric) else rows[metric].idxmin()]
+    return str(r['source']), float(r[metric])
+
+# %% ../nbs/07_viz.ipynb #c038
 def _spread_marks(fig: go.Figure, sg, xl: list, ts: list, layers: list):
     "A ring on every cell within the seed spread of the best, and a star on the best."
     ring = [(xl[j], _llabel(l)) for l in layers for j, t in enumerate(ts) if sg.within.loc[l, t] and (l, t) != sg.best]
@@ -291,34 +306,63 @@ def _spread_marks(fig: go.Figure, sg, xl: list, ts: list, layers: list):
     fig.add_trace(go.Scatter(x=[xl[ts.index(bt)]], y=[_llabel(bl)], mode='markers', name='best',
                              marker=dict(symbol='star', size=18, color='red', line=dict(color='white', width=1))))
 
+def _below_marks(fig: go.Figure, sg, base: tuple, xl: list, ts: list, layers: list):
+    "A cross on every cell worse than the best baseline."
+    worse = (sg.mean < base[1]) if sg.higher_is_better else (sg.mean > base[1])
+    cells = [(xl[j], _llabel(l)) for l in layers for j, t in enumerate(ts) if worse.loc[l, t]]
+    if cells:
+        fig.add_trace(go.Scatter(x=[c[0] for c in cells], y=[c[1] for c in cells], mode='markers',
+                                 name=f'worse than the best baseline ({base[0]} {base[1]:.3f})',
+                                 marker=dict(symbol='x-thin-open', size=40, color='black', line=dict(width=2))))
+
+def _cell_text(sg, ts: list, layers: list, z: pd.DataFrame, one_seed: bool, signed: bool) -> list:
+    "'value ± std' per cell ('value' alone for one seed); `z` is what the colours show (`signed`: a difference)."
+    sign = '+' if signed else ''
+    return [[f'{z.loc[l, t]:{sign}.3f}' + ('' if one_seed else f'<br>±{sg.std.loc[l, t]:.3f}') for t in ts]
+            for l in layers]
+
 # %% ../nbs/07_viz.ipynb #c031
-def sweep_heatmap(df: pd.DataFrame,           # a table from `probes.sweep`
+def sweep_heatmap(df: pd.DataFrame,           # a table from `sweep.sweep`
                   metric: str = 'none.delta1',
                   source: str = 'backbone',   # which rows to draw ('backbone' or 'random-init')
                   title: Optional[str] = None,
+                  vs_baseline: bool = False,  # colour the difference from the best baseline instead of the metric
                  ) -> go.Figure:
-    "Layer x timestep heatmap of one metric: best starred, cells within the seed spread ringed, baselines below."
-    sg = cells_within_spread(df, metric, source)
-    sub = df[df['source'] == source]
-    ts, layers = list(sg.mean.columns), list(sg.mean.index)
-    xl = [_tlabel(sub, t) for t in ts]
-    text = [[f'{sg.mean.loc[l, t]:.3f}<br>±{sg.std.loc[l, t]:.3f}' for t in ts] for l in layers]
-    fig = go.Figure(go.Heatmap(z=sg.mean.values, x=xl, y=[_llabel(l) for l in layers], text=text,
-                               texttemplate='%{text}', colorscale='Viridis', reversescale=not sg.higher_is_better,
-                               colorbar=dict(title=metric)))
+    "Layer x timestep heatmap of one metric, read against the best baseline: best starred, ties ringed, losses crossed."
+    sg, sub = cells_within_spread(df, metric, source), df[df['source'] == source]
+    ts, layers, base = list(sg.mean.columns), list(sg.mean.index), best_baseline(df, metric)
+    if vs_baseline and base is None: raise ValueError(f"no baseline rows with {metric!r} to compare with")
+    xl, one_seed = [_tlabel(sub, t) for t in ts], bool((sub.get('n_seeds', pd.Series([2])) == 1).all())
+    z = sg.mean - base[1] if vs_baseline else sg.mean
+    vals = list(z.values.ravel()) + ([0.] if vs_baseline else [base[1]] if base else [])
+    bar = f'{metric} - {base[0]}' if vs_baseline else metric + (f'<br>best baseline:<br>{base[0]} {base[1]:.3f}'
+                                                               if base else '')
+    scale = dict(colorscale='RdBu', zmid=0.) if vs_baseline else \
+        dict(colorscale='Viridis', zmin=float(np.nanmin(vals)), zmax=float(np.nanmax(vals)))
+    text = _cell_text(sg, ts, layers, z, one_seed, vs_baseline)
+    fig = go.Figure(go.Heatmap(z=z.values, x=xl, y=[_llabel(l) for l in layers], texttemplate='%{text}', text=text,
+                               reversescale=not sg.higher_is_better, colorbar=dict(title=bar), **scale))
     _spread_marks(fig, sg, xl, ts, layers)
+    if base: _below_marks(fig, sg, base, xl, ts, layers)
+    _heatmap_layout(fig, df, sub, sg, metric, source, title, vs_baseline, one_seed)
+    return fig
+
+# %% ../nbs/07_viz.ipynb #c039
+def _heatmap_layout(fig, df, sub, sg, metric: str, source: str, title, vs_baseline: bool, one_seed: bool):
+    "Title (weights, averaging, which way is better), the legend above the plot and the baselines caption below."
     base = _baselines(df, source, metric)
     model = sub['model_id'].iloc[0] if 'model_id' in sub else ''
-    avg = df.attrs.get('depth averaging', '')
-    head = title or f'{metric} by layer and timestep ({"higher" if sg.higher_is_better else "lower"} is better)'
-    fig.update_layout(title=titled(head, f'{model}, {weights_label(sub["weights"].iloc[0])}; {avg}; '
-                                         f'mean ± std over seeds'),
-                      margin=dict(l=10, r=10, t=90, b=60 + 18 * len(base)),
-                      legend=dict(orientation='h', y=-0.15))
+    avg, way = df.attrs.get('depth averaging', ''), 'higher' if sg.higher_is_better else 'lower'
+    head = title or (f'{metric} minus the best baseline (above 0: better)' if vs_baseline and sg.higher_is_better
+                     else f'{metric} minus the best baseline (below 0: better)' if vs_baseline
+                     else f'{metric} by layer and timestep ({way} is better)')
+    spread = 'one seed (no spread)' if one_seed else 'mean ± std over seeds'
+    fig.update_layout(title=titled(head, f'{model}, {weights_label(sub["weights"].iloc[0])}; {avg}; {spread}'),
+                      margin=dict(l=10, r=10, t=120, b=60 + 18 * len(base)),
+                      legend=dict(orientation='h', yanchor='bottom', y=1.0, xanchor='right', x=1))
     if base:
         fig.add_annotation(text='baselines: ' + ', '.join(base), xref='paper', yref='paper',
                            x=0, y=-0.25 - 0.02 * len(base), showarrow=False, align='left')
-    return fig
 
 # %% ../nbs/07_viz.ipynb #c035
 GATED_MODES = ('token_gated', 'token_gated_residual', 'gated')
