@@ -12,7 +12,8 @@ from typing import Optional
 import torch
 
 from .core import logger, default_device, WEIGHT_KINDS, cache_root
-from .diffusion import Backbone, TimestepInfo, FAMILIES, schedule_table, nearest_info, move_module
+from .diffusion import Backbone, FAMILIES, move_module
+from .timesteps import TimestepInfo, schedule_table, nearest_info
 
 # %% auto #0
 __all__ = ['BACKBONES', 'build_tiny_random_backbone', 'published_settings', 'BackboneSpec', 'list_backbones', 'load_backbone',

@@ -12,70 +12,10 @@ import torch
 from fastcore.basics import patch
 
 from .core import WEIGHT_KINDS, weights_label
+from .timesteps import TimestepInfo, SCHEDULES, schedule_table, release_schedule_table, info_at, nearest_info
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'FAMILIES', 'TimestepInfo', 'schedule_table', 'info_at', 'nearest_info', 'release_schedule_table',
-           'Family', 'WanFamily', 'CogVideoXFamily', 'SDFamily', 'weights_fingerprint', 'Backbone', 'move_module']
-
-# %% ../nbs/02a_diffusion.ipynb #c006
-@dataclass(frozen=True)
-class TimestepInfo:
-    "A timestep in three units: `t` on the scheduler's 0-1000 scale, the noise level `sigma`, and the step index."
-    t: float           # timestep on the scheduler's own scale, snapped to its training schedule
-    sigma: float       # coefficient of the noise in x_t
-    step_index: int    # position of t in the scheduler's 1000-step list (0 = most noise)
-    signal: Optional[float] = field(default=None, compare=False, repr=False)  # coefficient of x_0 in x_t
-    schedule: str = 'default'  # 'default' (the training schedule, t a float) or 'release' (integer grid, t a long)
-
-    def __str__(self):
-        grid = ', release grid' if self.schedule == 'release' else ''
-        return f't={self.t:g} (sigma={self.sigma:.3f}, step {self.step_index}{grid})'
-
-# %% ../nbs/02a_diffusion.ipynb #c008
-def schedule_table(scheduler, kind: str) -> tuple:
-    "The scheduler's training timesteps `[N]`, noise levels `[N]` and signal coefficients `[N]` (most noise first)."
-    fresh = type(scheduler).from_config(scheduler.config)   # never trust a scheduler someone called set_timesteps on
-    ts = fresh.timesteps.detach().cpu().double()
-    if kind == 'flow':
-        sig = fresh.sigmas[:len(ts)].detach().cpu().double()
-        return ts, sig, 1 - sig
-    if kind == 'ddpm':
-        ab = fresh.alphas_cumprod.detach().cpu().double()[ts.long()]
-        return ts, (1 - ab).sqrt(), ab.sqrt()
-    raise ValueError(f"unknown noise kind {kind!r}; expected 'flow' or 'ddpm'")
-
-def info_at(table: tuple, step_index: int, schedule: str = 'default') -> TimestepInfo:
-    "Row `step_index` of a `schedule_table` as a `TimestepInfo`."
-    ts, sig, sgn = table
-    return TimestepInfo(float(ts[step_index]), float(sig[step_index]), int(step_index), float(sgn[step_index]),
-                        schedule)
-
-def nearest_info(table: tuple,                   # from schedule_table
-                 t: Optional[float] = None,      # a timestep on the scheduler's scale ...
-                 sigma: Optional[float] = None,  # ... or a noise level
-                 schedule: str = 'default',      # the table's name, carried by the TimestepInfo
-                ) -> TimestepInfo:
-    "The training timestep nearest `t` (or whose noise level is nearest `sigma`)."
-    column, value = (table[0], t) if sigma is None else (table[1], sigma)
-    return info_at(table, int((column - value).abs().argmin()), schedule)
-
-# %% ../nbs/02a_diffusion.ipynb #c047
-SCHEDULES = ('default', 'release')
-
-def release_schedule_table(scheduler, kind: str) -> tuple:
-    "The release's integer grid: UniPC with flow sigmas after `set_timesteps(N)` at the scheduler's shift (flow)."
-    if kind != 'flow':
-        return schedule_table(scheduler, kind)
-    from diffusers import UniPCMultistepScheduler
-    n, shift = scheduler.config.num_train_timesteps, scheduler.config.get('shift', 5.0)
-    uni = UniPCMultistepScheduler(num_train_timesteps=n, prediction_type='flow_prediction', use_flow_sigmas=True,
-                                  flow_shift=shift)
-    uni.set_timesteps(n)
-    ts = uni.timesteps.detach().cpu()
-    if ts.dtype != torch.int64:
-        raise ValueError(f"diffusers' UniPC grid is {ts.dtype}, expected int64 timesteps")
-    sig = uni.sigmas[:len(ts)].detach().cpu().double()
-    return ts.double(), sig, 1 - sig
+__all__ = ['FAMILIES', 'Family', 'WanFamily', 'CogVideoXFamily', 'SDFamily', 'weights_fingerprint', 'Backbone', 'move_module']
 
 # %% ../nbs/02a_diffusion.ipynb #c011
 class Family:

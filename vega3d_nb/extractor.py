@@ -15,7 +15,8 @@ from fastcore.basics import patch
 from tqdm.auto import tqdm
 
 from .core import Clip, FeatureGrid
-from .diffusion import Backbone, TimestepInfo
+from .diffusion import Backbone
+from .timesteps import TimestepInfo
 from .encoding import (ExtractSettings, CheckedSettings, EncodedClip, TEMPORAL_MODES, check_encoding,
                                 encode_clip, prepare_frames, fit_size, model_size, pool_size, chunk_size)
 from .frames import sample_indices
