@@ -11,7 +11,7 @@ Two more fused variants: the generative and semantic branches run concurrently (
 each on a GPU), which should cost about the slower branch rather than the sum; and generative features cached (only
 the semantic branch, the fusion and the prefill run), which should cost at most 1.2x the semantic-only path.
 """
-import argparse, statistics, threading, time
+import argparse, random, statistics, threading, time
 from contextlib import nullcontext
 
 import torch
@@ -129,8 +129,10 @@ def main():
     }
     for fn in steps.values(): fn()  # warm-up
     times = {k: [] for k in steps}
-    for _ in range(args.repeats):
-        for k, fn in steps.items(): times[k].append(_timed(fn, device))
+    order, rng = list(steps), random.Random(0)
+    for _ in range(args.repeats):   # a fresh order each repeat, so no variant always runs first
+        rng.shuffle(order)
+        for k in order: times[k].append(_timed(steps[k], device))
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f'device: {device}; models: {fused.describe()}; clip {clip.num_frames} frames {clip.size[0]}x{clip.size[1]}; '
           f'visual tokens {sem.grid}; generative grid {tuple(gen.features.shape)}; median of {args.repeats}')
