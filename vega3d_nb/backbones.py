@@ -257,6 +257,7 @@ def _registry_entry(name_or_path: str) -> tuple:
                          "and not a folder")
     return str(p), BackboneSpec(_family_of_folder(p), str(p), 'trained', -1, 300)
 
+# %% ../nbs/03_backbones.ipynb #c046
 def load_backbone(name_or_path: str,         # a name from list_backbones() or a diffusers-layout folder
                   device=None,               # default: default_device()
                   dtype=None,                # denoiser dtype; default float32 on CPU, bf16 on CUDA

@@ -277,6 +277,7 @@ def schedule_grid(self: Backbone, schedule: str = 'default') -> tuple:
         self._release = release_schedule_table(self.scheduler, self._adapter.noise_kind)
     return self._release
 
+# %% ../nbs/02a_diffusion.ipynb #c005
 @patch(as_prop=True)
 def valid_timestep_range(self: Backbone) -> tuple:
     ts = self._schedule[0]

@@ -189,6 +189,7 @@ def _cross_attend(m:nn.Module, s:torch.Tensor, v:torch.Tensor) -> torch.Tensor: 
     for block in m.cross_attn_blocks: x = block(x, kv, h, w)
     return x.reshape(T, h, w, D)
 
+# %% ../nbs/08_fusion.ipynb #c042
 @patch
 def mix(self:AdaptiveGatedFusion, s:torch.Tensor, v:torch.Tensor, # s, v: [..., D] -> (fused [..., D], gate [...])
         instruction_ctx:Optional[torch.Tensor]=None): # [D] for instruction_token_gated

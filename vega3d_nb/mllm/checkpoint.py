@@ -31,10 +31,12 @@ _FUSION_RULES = [  # (checkpoint key pattern, our key) for FeatureFusionModule -
     (r'ctx_projection\.([02])\.(weight|bias)', r'fusion.ctx_projection.\1.\2'),
     (r'(context_scale|gate_bias)', r'fusion.\1'),
     (r'weight_2d', 'fusion.weight_sem'),
-    (r'weight_(gen|3d)', 'fusion.weight_gen'),                      # weight_gen on main, weight_3d on the spatial branch
+    (r'weight_(gen|3d)', 'fusion.weight_gen'),   # weight_gen on main, weight_3d on the spatial branch
     (r'cross_attn_blocks\.(\d+\.(norm1_query|norm1_key|norm1_value|norm2|cross_attention|mlp)\..+)',
      r'fusion.cross_attn_blocks.\1'),
 ]
+
+# %% ../../nbs/09a_mllm_checkpoint.ipynb #c025
 VEGA3D_SPATIAL_KEYMAP = [  # Qwen2.5-VL spatial-reasoning release -> FusedMLLM state_dict; target None: skipped
     (r'^generative_merger\.ln_q\.weight$', 'fusion.gen_projector.norm.weight'),
     (r'^generative_merger\.mlp\.0\.(weight|bias)$', r'fusion.gen_projector.fc1.\1'),
