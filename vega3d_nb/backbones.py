@@ -12,11 +12,12 @@ from typing import Optional
 import torch
 
 from .core import logger, default_device, WEIGHT_KINDS, cache_root
-from .diffusion import Backbone, TimestepInfo, FAMILIES, schedule_table, nearest_info, move_module
+from .diffusion import Backbone, FAMILIES, move_module
+from .timesteps import TimestepInfo, schedule_table, nearest_info
 
 # %% auto #0
 __all__ = ['BACKBONES', 'build_tiny_random_backbone', 'published_settings', 'BackboneSpec', 'list_backbones', 'load_backbone',
-           'random_init_like', 'prompt_embeds']
+           'random_init_like', 'prompt_embeds', 'load_prompt_embedding']
 
 # %% ../nbs/03_backbones.ipynb #c006
 _DDIM = dict(beta_schedule='scaled_linear', beta_start=0.00085, beta_end=0.012, prediction_type='v_prediction',
@@ -241,7 +242,8 @@ def _load_real(name: str, spec: BackboneSpec, weights_dir, device, dtype, local_
         raise _missing_weights(spec.model_id, e) from e
     return Backbone(name=name, family=spec.family, model_id=spec.model_id, weights='real', vae=vae, denoiser=den,
                     scheduler=sched, default_layer=spec.default_layer, default_timestep=spec.default_timestep,
-                    text_len=FAMILIES[spec.family].text_shape(den, 512)[0], text_encoder_id=src)
+                    text_len=FAMILIES[spec.family].text_shape(den, 512)[0], text_encoder_id=src,
+                    text_encoder_kwargs=kw)
 
 # %% ../nbs/03_backbones.ipynb #c025
 def _registry_entry(name_or_path: str) -> tuple:
@@ -255,6 +257,7 @@ def _registry_entry(name_or_path: str) -> tuple:
                          "and not a folder")
     return str(p), BackboneSpec(_family_of_folder(p), str(p), 'trained', -1, 300)
 
+# %% ../nbs/03_backbones.ipynb #c046
 def load_backbone(name_or_path: str,         # a name from list_backbones() or a diffusers-layout folder
                   device=None,               # default: default_device()
                   dtype=None,                # denoiser dtype; default float32 on CPU, bf16 on CUDA
@@ -262,15 +265,19 @@ def load_backbone(name_or_path: str,         # a name from list_backbones() or a
                   seed: int = 0,             # weights seed for tiny-random entries
                   local_files_only=None,     # default: huggingface_hub's HF_HUB_OFFLINE
                   hub_cache_dir=None,        # HF cache folder (default: $HF_HOME/hub)
+                  prompt_embedding=None,     # a precomputed empty-prompt file (the release's wan_prompt_embedding.pt)
                  ) -> Backbone:
     "Load a registered backbone or a local diffusers folder as a `Backbone`."
     name, spec = _registry_entry(name_or_path)
     if spec.model_id == 'tiny':
-        return build_tiny_random_backbone(spec.family, seed=seed, device=device, dtype=dtype)
-    device, dtype = _resolve_device_dtype(device, dtype)
-    if spec.weights == 'trained':
-        return _load_trained(name, spec, weights_dir, device, dtype)
-    return _load_real(name, spec, weights_dir, device, dtype, local_files_only, hub_cache_dir)
+        b = build_tiny_random_backbone(spec.family, seed=seed, device=device, dtype=dtype)
+    elif spec.weights == 'trained':
+        b = _load_trained(name, spec, weights_dir, *_resolve_device_dtype(device, dtype))
+    else:
+        b = _load_real(name, spec, weights_dir, *_resolve_device_dtype(device, dtype), local_files_only, hub_cache_dir)
+    if prompt_embedding is not None:
+        b.empty_prompt_embeds = load_prompt_embedding(prompt_embedding, b)
+    return b
 
 # %% ../nbs/03_backbones.ipynb #c030
 def random_init_like(backbone: Backbone, seed: int = 0, random_vae: bool = False) -> Backbone:
@@ -283,7 +290,8 @@ def random_init_like(backbone: Backbone, seed: int = 0, random_vae: bool = False
                     vae=vae.to(backbone.vae.device), denoiser=move_module(den, backbone.device, backbone.dtype),
                     scheduler=backbone.scheduler, default_layer=backbone.default_layer,
                     default_timestep=backbone.default_timestep, empty_prompt_embeds=backbone.empty_prompt_embeds,
-                    text_len=backbone.text_len, text_encoder_id=backbone.text_encoder_id)
+                    text_len=backbone.text_len, text_encoder_id=backbone.text_encoder_id,
+                    text_encoder_kwargs=dict(backbone.text_encoder_kwargs))
 
 # %% ../nbs/03_backbones.ipynb #c033
 def _encode_text(backbone: Backbone, text: str) -> torch.Tensor:
@@ -291,8 +299,9 @@ def _encode_text(backbone: Backbone, text: str) -> torch.Tensor:
     from transformers import AutoTokenizer
     fam, src = FAMILIES[backbone.family], backbone.text_encoder_id
     try:
-        tok = AutoTokenizer.from_pretrained(src, subfolder='tokenizer')
-        te = _cls(fam.te_cls).from_pretrained(src, subfolder='text_encoder', torch_dtype=torch.float32).eval()
+        kw = backbone.text_encoder_kwargs   # the cache folder and offline flag the backbone was loaded with
+        tok = AutoTokenizer.from_pretrained(src, subfolder='tokenizer', **kw)
+        te = _cls(fam.te_cls).from_pretrained(src, subfolder='text_encoder', torch_dtype=torch.float32, **kw).eval()
     except (OSError, EnvironmentError, ValueError) as e:
         raise _missing_weights(backbone.model_id, e) from e
     ids = tok([text], padding='max_length', max_length=backbone.text_len, truncation=True, add_special_tokens=True,
@@ -335,3 +344,23 @@ def prompt_embeds(backbone: Backbone, text: Optional[str] = '', cache_dir=None) 
     if text == '':
         backbone.empty_prompt_embeds = emb
     return emb
+
+# %% ../nbs/03_backbones.ipynb #c042
+def load_prompt_embedding(path,                # a torch file: a tensor [L', D] / [1, L', D], or a dict of one
+                          backbone: Backbone,  # the backbone it conditions (its text length and width)
+                         ) -> torch.Tensor:    # [1, text_len, D], zero-padded
+    "A precomputed prompt embedding (the release's `wan_prompt_embedding.pt`), padded to the backbone's text length."
+    obj = torch.load(str(path), map_location='cpu', weights_only=True)
+    if isinstance(obj, dict):
+        obj = obj.get('context', obj.get('embedding'))
+    if isinstance(obj, (list, tuple)) and len(obj) == 1:
+        obj = obj[0]
+    if not torch.is_tensor(obj) or obj.ndim not in (2, 3) or (obj.ndim == 3 and obj.shape[0] != 1):
+        raise ValueError(f"{path}: expected a prompt embedding tensor [L, D] or [1, L, D] (or a dict with 'context'), "
+                         f"got {type(obj).__name__} {tuple(getattr(obj, 'shape', ()))}")
+    emb = obj.reshape(-1, obj.shape[-1]).float()
+    L, D = backbone.text_len, backbone.text_dim
+    if emb.shape[1] != D or emb.shape[0] > L:
+        raise ValueError(f"{path} holds a [{emb.shape[0]}, {emb.shape[1]}] embedding; {backbone.name} takes at most "
+                         f"{L} tokens of width {D}")
+    return torch.cat([emb, emb.new_zeros(L - emb.shape[0], D)])[None]

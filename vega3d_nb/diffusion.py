@@ -12,48 +12,10 @@ import torch
 from fastcore.basics import patch
 
 from .core import WEIGHT_KINDS, weights_label
+from .timesteps import TimestepInfo, SCHEDULES, schedule_table, release_schedule_table, info_at, nearest_info
 
 # %% auto #0
-__all__ = ['FAMILIES', 'TimestepInfo', 'schedule_table', 'info_at', 'nearest_info', 'Family', 'WanFamily', 'CogVideoXFamily',
-           'SDFamily', 'weights_fingerprint', 'Backbone', 'move_module']
-
-# %% ../nbs/02a_diffusion.ipynb #c006
-@dataclass(frozen=True)
-class TimestepInfo:
-    "A timestep in three units: `t` on the scheduler's 0-1000 scale, the noise level `sigma`, and the step index."
-    t: float           # timestep on the scheduler's own scale, snapped to its training schedule
-    sigma: float       # coefficient of the noise in x_t
-    step_index: int    # position of t in the scheduler's 1000-step list (0 = most noise)
-    signal: Optional[float] = field(default=None, compare=False, repr=False)  # coefficient of x_0 in x_t
-
-    def __str__(self):
-        return f't={self.t:g} (sigma={self.sigma:.3f}, step {self.step_index})'
-
-# %% ../nbs/02a_diffusion.ipynb #c008
-def schedule_table(scheduler, kind: str) -> tuple:
-    "The scheduler's training timesteps `[N]`, noise levels `[N]` and signal coefficients `[N]` (most noise first)."
-    fresh = type(scheduler).from_config(scheduler.config)   # never trust a scheduler someone called set_timesteps on
-    ts = fresh.timesteps.detach().cpu().double()
-    if kind == 'flow':
-        sig = fresh.sigmas[:len(ts)].detach().cpu().double()
-        return ts, sig, 1 - sig
-    if kind == 'ddpm':
-        ab = fresh.alphas_cumprod.detach().cpu().double()[ts.long()]
-        return ts, (1 - ab).sqrt(), ab.sqrt()
-    raise ValueError(f"unknown noise kind {kind!r}; expected 'flow' or 'ddpm'")
-
-def info_at(table: tuple, step_index: int) -> TimestepInfo:
-    "Row `step_index` of a `schedule_table` as a `TimestepInfo`."
-    ts, sig, sgn = table
-    return TimestepInfo(float(ts[step_index]), float(sig[step_index]), int(step_index), float(sgn[step_index]))
-
-def nearest_info(table: tuple,                   # from schedule_table
-                 t: Optional[float] = None,      # a timestep on the scheduler's scale ...
-                 sigma: Optional[float] = None,  # ... or a noise level
-                ) -> TimestepInfo:
-    "The training timestep nearest `t` (or whose noise level is nearest `sigma`)."
-    column, value = (table[0], t) if sigma is None else (table[1], sigma)
-    return info_at(table, int((column - value).abs().argmin()))
+__all__ = ['FAMILIES', 'Family', 'WanFamily', 'CogVideoXFamily', 'SDFamily', 'weights_fingerprint', 'Backbone', 'move_module']
 
 # %% ../nbs/02a_diffusion.ipynb #c011
 class Family:
@@ -103,7 +65,8 @@ class WanFamily(Family):
     @staticmethod
     def forward(den, x_t, info, prompt):
         B = x_t.shape[0]
-        return den(hidden_states=x_t.to(den.dtype), timestep=torch.full((B,), info.t, device=x_t.device),
+        dt = torch.long if info.schedule == 'release' else torch.float32   # the release passes a long
+        return den(hidden_states=x_t.to(den.dtype), timestep=torch.full((B,), info.t, device=x_t.device, dtype=dt),
                    encoder_hidden_states=_expand_prompt(prompt, x_t, den, B), return_dict=False)
 
     @staticmethod
@@ -204,6 +167,7 @@ class Backbone:
     text_len: int = 512           # tokens of the prompt embedding the denoiser expects
     weights_hash: str = ''
     text_encoder_id: Optional[str] = None  # where a text encoder for user prompts loads from (None: no text encoder)
+    text_encoder_kwargs: dict = field(default_factory=dict)  # from_pretrained options (cache_dir, local_files_only)
     min_video_frames: int = 5     # fewest clip frames temporal='video' accepts (two latent frames)
 
     def __post_init__(self):
@@ -302,20 +266,33 @@ def weights_label(self: Backbone) -> str:
     return weights_label(self.weights)
 
 # %% ../nbs/02a_diffusion.ipynb #c034
+@patch
+def schedule_grid(self: Backbone, schedule: str = 'default') -> tuple:
+    "The timestep table of `schedule`: 'default' (the training schedule) or 'release' (the release's integer grid)."
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if schedule == 'default':
+        return self._schedule
+    if getattr(self, '_release', None) is None:
+        self._release = release_schedule_table(self.scheduler, self._adapter.noise_kind)
+    return self._release
+
+# %% ../nbs/02a_diffusion.ipynb #c005
 @patch(as_prop=True)
 def valid_timestep_range(self: Backbone) -> tuple:
     ts = self._schedule[0]
     return (float(ts.min()), float(ts.max()))
 
 @patch
-def timestep_info(self: Backbone, t: float) -> TimestepInfo:
-    "`t` (0-1000 scale) snapped to the nearest training timestep, with its sigma and step index."
-    lo, hi = self.valid_timestep_range
+def timestep_info(self: Backbone, t: float, schedule: str = 'default') -> TimestepInfo:
+    "`t` (0-1000 scale) snapped to the nearest timestep of `schedule`, with its sigma and step index."
+    table = self.schedule_grid(schedule)
+    lo, hi = float(table[0].min()), float(table[0].max())
     if not isinstance(t, (int, float)) or isinstance(t, bool) or not (lo - 1e-6 <= t <= hi + 1e-6):
         raise ValueError(f"timestep {t!r} is outside {self.name}'s scheduler range [{lo:g}, {hi:g}] (t is on the "
                          f"scheduler's 0-1000 scale; the smallest noise level is "
-                         f"sigma={float(self._schedule[1].min()):.4f})")
-    return nearest_info(self._schedule, t=t)
+                         f"sigma={float(table[1].min()):.4f})")
+    return nearest_info(table, t=t, schedule=schedule)
 
 @patch(as_prop=True)
 def default_info(self: Backbone) -> TimestepInfo:
@@ -346,14 +323,15 @@ def info_from_step(self: Backbone, step_index: int) -> TimestepInfo:
 # %% ../nbs/02a_diffusion.ipynb #c036
 @patch
 def check_layers(self: Backbone, layers) -> list:
-    "Sorted unique layers (an int, a list, or None for the default), each checked against [0, num_layers)."
+    "Sorted unique layers (an int, a list, or None for the default) in [0, num_layers); -1 is the last block."
     layers = [self.default_layer] if layers is None else ([layers] if isinstance(layers, int) else list(layers))
     if not layers:
         raise ValueError("layers is empty; give at least one block index")
+    layers = [self.num_layers - 1 if isinstance(l, int) and l == -1 else l for l in layers]  # the release's -1
     for l in layers:
         if not isinstance(l, int) or isinstance(l, bool) or not 0 <= l < self.num_layers:
             raise ValueError(f"layer {l!r} is outside [0, {self.num_layers}) for {self.name} "
-                             f"({self.num_layers} blocks, 0-indexed)")
+                             f"({self.num_layers} blocks, 0-indexed; -1 means the last)")
     return sorted(set(layers))
 
 # %% ../nbs/02a_diffusion.ipynb #c041

@@ -13,32 +13,45 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from .core import logger, Clip
+from .frames import sample_indices, resize_frames
 from .diffusion import Backbone
 from .backbones import prompt_embeds
 
 # %% auto #0
-__all__ = ['TEMPORAL_MODES', 'FIT_FRAMES', 'ExtractSettings', 'check_encoding', 'CheckedSettings', 'pool_size', 'fit_size',
-           'model_size', 'prepare_frames', 'EncodedClip', 'encode_clip']
+__all__ = ['TEMPORAL_MODES', 'FIT_FRAMES', 'CROPS', 'PRESETS', 'AUTO_CHUNK_FRAMES', 'FRAMINGS', 'ExtractSettings', 'Preset',
+           'chunk_size', 'check_encoding', 'CheckedSettings', 'pool_size', 'fit_size', 'model_size', 'framed_size',
+           'apply_framing', 'prepare_frames', 'EncodedClip', 'encode_clip']
 
 # %% ../nbs/03a_encoding.ipynb #c006
 TEMPORAL_MODES = ('frames', 'video')
 FIT_FRAMES = ('pad', 'trim')
+CROPS = ('none', 'center')
 
 @dataclass
 class ExtractSettings:
-    "How features are extracted: timesteps, blocks, noise ensemble, temporal mode, sizes, prompt and chunking."
+    "How features are extracted: timesteps, blocks, noise, frames, framing, sizes, prompt, chunking and memory."
     timesteps: object = None            # t (or a list) on the scheduler's 0-1000 scale; None: the backbone's default
-    layers: object = None               # block index (or a list), 0-indexed; None: the backbone's default layer
+    layers: object = None               # block index (or a list), 0-indexed, -1 the last; None: the backbone's default
     n_noise: int = 1                    # noise samples averaged (DIFT uses 8)
     seed: int = 0                       # noise seed
     temporal: str = 'frames'            # 'frames' (released VEGA-3D) or 'video' (one latent video)
     size: Optional[tuple] = None        # (H, W) fed to the model, rounded to backbone.size_multiple; None: the clip's
     pool: object = None                 # (h, w) or an int: adaptive-average-pool each frame's grid, e.g. (14, 14)
     text: Optional[str] = ''            # '' empty prompt (released setting), None zeros (a deviation), or a prompt
-    chunk_frames: Optional[int] = None  # bound memory along time (see encode_clip); None: all frames at once
+    chunk_frames: object = 'auto'       # frames per chunk ('auto': AUTO_CHUNK_FRAMES, or the whole clip in video mode;
+                                        # None: all at once)
     overlap: int = 1                    # video-mode chunk overlap in latent frames
     fit_frames: str = 'pad'             # video mode: 'pad' (repeat the last frame) or 'trim' to 4n+1 frames
     early_exit: bool = True             # stop each forward after the deepest requested block
+    schedule: str = 'default'           # 'default' (training schedule, t a float) or 'release' (integer grid, a long)
+    num_frames: Optional[int] = None    # frames sampled evenly from the clip first (None: all)
+    framing: Optional[str] = None       # the frames a pipeline hands over: a key of FRAMINGS, or None (the clip's)
+    crop: str = 'none'                  # 'none': squash to size; 'center': resize to cover size, crop the middle
+    memory_budget_gb: Optional[float] = None  # refuse to run above this estimate; None: the device's free memory
+    preset: Optional[str] = None        # a published setting (PRESETS): fills every field left at its default
+
+    def __post_init__(self):
+        _apply_preset(self)
 
 # %% ../nbs/03a_encoding.ipynb #c007
 _MOVERS = {'device', 'dtype'}
@@ -53,12 +66,60 @@ def replace(self: ExtractSettings, **changes) -> ExtractSettings:
                          "move it first with backbone.to(device, dtype)")
     if unknown:
         raise ValueError(f"unknown extraction settings {unknown}; ExtractSettings has {names}")
-    return dataclasses.replace(self, **changes)
+    if 'preset' in changes:
+        return dataclasses.replace(self, **changes)
+    new = dataclasses.replace(self, preset=None, **changes)   # a preset fills defaults once, at construction
+    new.preset = self.preset
+    return new
+
+# %% ../nbs/03a_encoding.ipynb #c035
+@dataclass(frozen=True)
+class Preset:
+    "A published extraction setting: the backbone family it is for, the settings, and where they were read."
+    family: str      # a key of FAMILIES
+    settings: dict   # ExtractSettings fields
+    source: str
+
+_VEGA = dict(timesteps=300, schedule='release', crop='center', temporal='frames', num_frames=32, text='')
+PRESETS = {
+    'vega3d-3d': Preset('wan', dict(_VEGA, framing='siglip-384', size=(720, 1280), layers=20, pool=14),
+                        'VEGA-3D 3D-understanding release, scripts/3d/train/train_wan_t2v_online.sh'),
+    'vega3d-spatial': Preset('wan', dict(_VEGA, framing='qwen-518', size=(480, 832), layers=-1, pool=None),
+                             'VEGA-3D spatial-reasoning release (Qwen2.5-VL), Wan encoder defaults'),
+    'dift': Preset('sd', dict(size=(768, 768), crop='none', timesteps=261, layers=1, n_noise=8, pool=None, text=''),
+                   'DIFT (Tang et al. 2023), SD 2.1 setting'),
+}
+
+# %% ../nbs/03a_encoding.ipynb #c036
+def _apply_preset(s: ExtractSettings):
+    "Fill the fields of `s` still at their defaults from its preset."
+    if s.preset is None:
+        return
+    if s.preset not in PRESETS:
+        raise ValueError(f"unknown preset {s.preset!r}; presets: {sorted(PRESETS)}")
+    for f in fields(s):
+        value = PRESETS[s.preset].settings.get(f.name, f.default)
+        if getattr(s, f.name) == f.default and value != f.default:
+            setattr(s, f.name, value)
+
+def _check_preset(s: ExtractSettings, backbone: Backbone):
+    "A preset's backbone family must be the backbone's."
+    if s.preset is not None and PRESETS[s.preset].family != backbone.family:
+        raise ValueError(f"preset {s.preset!r} is for {PRESETS[s.preset].family!r} backbones "
+                         f"({PRESETS[s.preset].source}); {backbone.name} is a {backbone.family!r} backbone")
 
 # %% ../nbs/03a_encoding.ipynb #c009
+AUTO_CHUNK_FRAMES = 4   # frames per VAE and denoiser batch in frames mode, unless chunk_frames says otherwise
+
+def chunk_size(s: ExtractSettings) -> Optional[int]:
+    "The frames per chunk `s` means: 'auto' is AUTO_CHUNK_FRAMES in frames mode and the whole clip in video mode."
+    if s.chunk_frames != 'auto':
+        return s.chunk_frames
+    return AUTO_CHUNK_FRAMES if s.temporal == 'frames' else None
+
 def _check_chunks(s: ExtractSettings, backbone: Backbone):
     "chunk_frames and overlap make sense for the temporal mode."
-    if s.chunk_frames is None:
+    if s.chunk_frames is None or s.chunk_frames == 'auto':
         return
     if not isinstance(s.chunk_frames, int) or s.chunk_frames < 1:
         raise ValueError(f"chunk_frames must be >= 1, got {s.chunk_frames!r}")
@@ -82,6 +143,15 @@ def check_encoding(s: ExtractSettings, backbone: Backbone):
         raise ValueError(f"{backbone.name} is an image model and runs frame by frame: use temporal='frames'")
     if s.fit_frames not in FIT_FRAMES:
         raise ValueError(f"fit_frames must be 'pad' or 'trim', got {s.fit_frames!r}")
+    if s.crop not in CROPS:
+        raise ValueError(f"crop must be one of {CROPS}, got {s.crop!r}")
+    if s.framing is not None and s.framing not in FRAMINGS:
+        raise ValueError(f"framing must be None or one of {tuple(FRAMINGS)}, got {s.framing!r}")
+    if s.num_frames is not None and (not isinstance(s.num_frames, int) or s.num_frames < 1):
+        raise ValueError(f"num_frames must be a positive int or None, got {s.num_frames!r}")
+    if s.memory_budget_gb is not None and not s.memory_budget_gb > 0:
+        raise ValueError(f"memory_budget_gb must be > 0 or None, got {s.memory_budget_gb!r}")
+    _check_preset(s, backbone)
     _check_chunks(s, backbone)
 
 # %% ../nbs/03a_encoding.ipynb #c011
@@ -97,11 +167,11 @@ class CheckedSettings:
     prompt_hash: str        # a hash of the prompt's values, for cache keys
     pool: Optional[tuple]   # (h, w) each frame's grid is pooled to, or None
 
-def _snap(backbone: Backbone, timesteps) -> tuple:
+def _snap(backbone: Backbone, timesteps, schedule: str = 'default') -> tuple:
     "(unique TimestepInfos, {requested t: snapped t}) for `timesteps` (a t, a list, or None for the default)."
     ts = [backbone.default_timestep] if timesteps is None else (
         [timesteps] if isinstance(timesteps, (int, float)) else list(timesteps))
-    infos = {t: backbone.timestep_info(t) for t in ts}
+    infos = {t: backbone.timestep_info(t, schedule) for t in ts}
     return tuple({i.t: i for i in infos.values()}.values()), {t: i.t for t, i in infos.items()}
 
 def pool_size(pool) -> Optional[tuple]:
@@ -115,7 +185,7 @@ def check(self: ExtractSettings, backbone: Backbone) -> CheckedSettings:
     if not isinstance(self.n_noise, int) or self.n_noise < 1:
         raise ValueError(f"n_noise must be a positive integer, got {self.n_noise!r}")
     check_encoding(self, backbone)
-    infos, aliases = _snap(backbone, self.timesteps)
+    infos, aliases = _snap(backbone, self.timesteps, self.schedule)
     layers = backbone.check_layers(self.layers)
     prompt = prompt_embeds(backbone, self.text)
     digest = hashlib.sha1(prompt.float().contiguous().numpy().tobytes()).hexdigest()[:12]
@@ -125,7 +195,8 @@ def check(self: ExtractSettings, backbone: Backbone) -> CheckedSettings:
 def narrow(self: CheckedSettings, timesteps=None, layers=None, seed: Optional[int] = None) -> CheckedSettings:
     "The same checked settings at other timesteps, layers or seed; only those are checked again."
     new = {k: v for k, v in dict(timesteps=timesteps, layers=layers, seed=seed).items() if v is not None}
-    infos, aliases = _snap(self.backbone, timesteps) if timesteps is not None else (self.infos, self.aliases)
+    sched = self.settings.schedule
+    infos, aliases = _snap(self.backbone, timesteps, sched) if timesteps is not None else (self.infos, self.aliases)
     layers = self.backbone.check_layers(layers) if layers is not None else self.layers
     return dataclasses.replace(self, settings=self.settings.replace(**new), infos=infos, aliases=aliases,
                                layers=layers)
@@ -135,14 +206,42 @@ def fit_size(size, multiple: int) -> tuple:
     "`(H, W)` rounded to the nearest multiples of `multiple` (at least one)."
     return tuple(max(multiple, int(round(s / multiple)) * multiple) for s in size)
 
-def model_size(clip: Clip, backbone: Backbone, size) -> tuple:
-    "The `(H, W)` the model sees: `size` (or the clip's), rounded to the backbone's multiple."
-    return fit_size(size if size is not None else clip.size, backbone.size_multiple)
+def model_size(clip: Clip, backbone: Backbone, size,
+               framing: Optional[str] = None,  # a key of FRAMINGS: the clip's size as the pipeline frames it
+              ) -> tuple:
+    "The `(H, W)` the model sees: `size` (or the clip's, framed), rounded to the backbone's multiple."
+    return fit_size(size if size is not None else framed_size(clip.size, framing), backbone.size_multiple)
+
+# %% ../nbs/03a_encoding.ipynb #c031
+def _siglip_384(h: int, w: int) -> tuple:
+    return (384, 384), (384, 384)
+
+def _qwen_518(h: int, w: int) -> tuple:
+    H = max(28, round(h * 518 / w))
+    return (H, 518), (H // 28 * 28, 518 // 28 * 28)
+
+FRAMINGS = {'siglip-384': _siglip_384, 'qwen-518': _qwen_518}  # (h, w) -> (resize to, then centre-crop to)
+
+def framed_size(size: tuple, framing: Optional[str]) -> tuple:
+    "The `(H, W)` that `framing` makes of frames of `size`."
+    return tuple(size) if framing is None else FRAMINGS[framing](*size)[1]
+
+def _centre_crop(frames: torch.Tensor, hw: tuple) -> torch.Tensor:
+    top, left = (frames.shape[-2] - hw[0]) // 2, (frames.shape[-1] - hw[1]) // 2
+    return frames[..., top:top + hw[0], left:left + hw[1]]
+
+def apply_framing(frames: torch.Tensor, framing: Optional[str]) -> torch.Tensor:  # [T, 3, h, w] in [0, 1]
+    "Frames as `framing` hands them over: resized (antialiased bilinear), then centre-cropped."
+    if framing is None:
+        return frames
+    resize, crop = FRAMINGS[framing](*frames.shape[-2:])
+    x = F.interpolate(frames.float(), size=resize, mode='bilinear', antialias=True, align_corners=False)
+    return _centre_crop(x.clamp(0, 1), crop)
 
 # %% ../nbs/03a_encoding.ipynb #c016
-def _fit_video_frames(clip: Clip, backbone: Backbone, fit_frames: str) -> tuple:
-    "Frames padded or trimmed to the backbone's `st*n+1` rule, and the clip frame each latent frame stands for."
-    frames, T, st = clip.frames, clip.num_frames, backbone.latent_stride[0]
+def _fit_video_frames(frames: torch.Tensor, backbone: Backbone, fit_frames: str) -> tuple:
+    "Frames padded or trimmed to the backbone's `st*n+1` rule, and the frame each latent frame stands for."
+    T, st = frames.shape[0], backbone.latent_stride[0]
     if T < backbone.min_video_frames:
         raise ValueError(f"the clip has {T} frame(s); temporal='video' needs at least {backbone.min_video_frames} "
                          f"(two latent frames for {backbone.name}); use temporal='frames' for shorter clips")
@@ -156,17 +255,21 @@ def _fit_video_frames(clip: Clip, backbone: Backbone, fit_frames: str) -> tuple:
 # %% ../nbs/03a_encoding.ipynb #c017
 def _prepare(clip: Clip, backbone: Backbone, s: ExtractSettings) -> tuple:
     "Frames `[T, 3, H, W]` in [-1, 1], latent-frame indices and `(H, W)`, for settings already checked."
+    idx = sample_indices(clip.num_frames, s.num_frames)
+    frames = apply_framing(clip.frames[idx].float(), s.framing)
+    frame_idx = list(range(len(idx)))
     if s.temporal == 'video':
-        frames, frame_idx = _fit_video_frames(clip, backbone, s.fit_frames)
-    else:
-        frames, frame_idx = clip.frames, list(range(clip.num_frames))
-    hw = model_size(clip, backbone, s.size)
-    if hw != tuple(s.size if s.size is not None else clip.size):
+        frames, frame_idx = _fit_video_frames(frames, backbone, s.fit_frames)
+    frame_idx = [idx[i] for i in frame_idx]
+    hw = model_size(clip, backbone, s.size, s.framing)
+    if hw != tuple(s.size if s.size is not None else frames.shape[-2:]):
         logger.info(f"resizing frames {tuple(frames.shape[-2:])} -> {hw} "
                     f"(multiples of {backbone.size_multiple} for {backbone.name})")
-    if hw != tuple(frames.shape[-2:]):
-        frames = F.interpolate(frames.float(), size=hw, mode='bilinear', antialias=True, align_corners=False)
-    return frames.float() * 2 - 1, frame_idx, hw
+    if s.crop == 'center':
+        frames = resize_frames(frames, hw, center_crop=True)
+    elif hw != tuple(frames.shape[-2:]):
+        frames = F.interpolate(frames, size=hw, mode='bilinear', antialias=True, align_corners=False)
+    return frames * 2 - 1, frame_idx, hw
 
 def prepare_frames(clip: Clip, backbone: Backbone,
                    temporal: str = 'frames',   # 'frames' or 'video'
@@ -191,7 +294,7 @@ class EncodedClip:
 
 def _frame_windows(px: torch.Tensor, backbone: Backbone, chunk_frames: Optional[int]) -> tuple:
     "Frames mode: one-frame latents in batches of `chunk_frames`; (windows, whole-clip latent shape)."
-    n, dev = chunk_frames or px.shape[0], backbone.vae.device
+    n, dev = min(chunk_frames or px.shape[0], px.shape[0]), backbone.vae.device
     wins = [(backbone.encode(px[s:s + n, :, None].to(dev)), s, 0) for s in range(0, px.shape[0], n)]
     return wins, (px.shape[0], *wins[0][0].shape[1:])
 
@@ -215,14 +318,14 @@ def _encode(clip: Clip, backbone: Backbone, s: ExtractSettings) -> EncodedClip:
     px, frame_idx, hw = _prepare(clip, backbone, s)
     with torch.inference_mode():
         if s.temporal == 'frames':
-            wins, shape = _frame_windows(px, backbone, s.chunk_frames)
+            wins, shape = _frame_windows(px, backbone, chunk_size(s))
         else:
-            wins, shape = _video_windows(px, backbone, s.chunk_frames, s.overlap)
+            wins, shape = _video_windows(px, backbone, chunk_size(s), s.overlap)
     return EncodedClip(wins, tuple(shape), frame_idx, hw, s.temporal, clip.content_hash)
 
 # %% ../nbs/03a_encoding.ipynb #c022
 def encode_clip(clip: Clip, backbone: Backbone, temporal: str = 'frames', size=None, fit_frames: str = 'pad',
-                chunk_frames: Optional[int] = None,  # frames per chunk (see above); None: all at once
+                chunk_frames='auto',                 # frames per chunk (see above); None: all at once
                 overlap: int = 1,                    # video mode: latent frames shared by consecutive windows
                ) -> EncodedClip:
     "VAE-encode a clip once (chunked along time if asked) into normalised latents."

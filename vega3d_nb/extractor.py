@@ -15,9 +15,12 @@ from fastcore.basics import patch
 from tqdm.auto import tqdm
 
 from .core import Clip, FeatureGrid
-from .diffusion import Backbone, TimestepInfo
+from .diffusion import Backbone
+from .timesteps import TimestepInfo
 from .encoding import (ExtractSettings, CheckedSettings, EncodedClip, TEMPORAL_MODES, check_encoding,
-                                encode_clip, prepare_frames, fit_size, model_size, pool_size)
+                                encode_clip, prepare_frames, fit_size, model_size, pool_size, chunk_size)
+from .frames import sample_indices
+from .memory import check_memory
 
 # %% auto #0
 __all__ = ['capture_blocks', 'FeatureSet', 'feature_key', 'cache_path', 'block_features', 'Featurizer', 'extract_features',
@@ -125,6 +128,8 @@ def load(cls: FeatureSet, path) -> FeatureSet:
                {k: v for k, v in info['aliases']})
 
 # %% ../nbs/04_extractor.ipynb #c016
+_KEY_DEFAULTS = dict(schedule='default', num_frames=None, framing=None, crop='none')  # keyed only when changed
+
 def feature_key(clip: Clip,                          # the clip (its content hash and size)
                 checked: CheckedSettings,            # from ExtractSettings.check(backbone)
                 info: Optional[TimestepInfo] = None, # one timestep (None: all of checked.infos)
@@ -132,13 +137,14 @@ def feature_key(clip: Clip,                          # the clip (its content has
                ) -> str:
     "A 16-hex-digit hash of everything that changes the (unpooled) features of `clip` under `checked`."
     b, s = checked.backbone, checked.settings
-    video = s.temporal == 'video'
+    video, chunk = s.temporal == 'video', chunk_size(s)
     key = dict(clip=clip.content_hash, backbone=b.name, weights=b.weights, weights_hash=b.weights_hash,
                t=round(info.t, 4) if info is not None else [round(i.t, 4) for i in checked.infos],
                layer=layer if layer is not None else list(checked.layers), n_noise=s.n_noise, seed=s.seed,
-               temporal=s.temporal, image_size=list(model_size(clip, b, s.size)),
-               fit_frames=s.fit_frames if video else None, chunk_frames=s.chunk_frames if video else None,
-               overlap=s.overlap if video and s.chunk_frames else None, prompt=checked.prompt_hash, dtype=str(b.dtype))
+               temporal=s.temporal, image_size=list(model_size(clip, b, s.size, s.framing)),
+               fit_frames=s.fit_frames if video else None, chunk_frames=chunk if video else None,
+               overlap=s.overlap if video and chunk else None, prompt=checked.prompt_hash, dtype=str(b.dtype))
+    key.update({k: getattr(s, k) for k, v in _KEY_DEFAULTS.items() if getattr(s, k) != v})
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 # %% ../nbs/04_extractor.ipynb #c017
@@ -224,12 +230,22 @@ class Featurizer:
         "The clip's latents, encoded on first use and kept until another clip comes."
         key = (clip.content_hash, self.backbone.weights_hash)
         if self._last[0] != key:
+            self.memory(clip)
             self._last = (key, self.checked.encode(clip))
         return self._last[1]
 
     def key(self, clip: Clip, info: Optional[TimestepInfo] = None, layer: Optional[int] = None) -> str:
         "The cache key of `clip`'s features under these settings (see `feature_key`)."
         return feature_key(clip, self.checked, info, layer)
+
+# %% ../nbs/04_extractor.ipynb #c058
+@patch
+def memory(self: Featurizer, clip: Clip) -> 'MemoryEstimate':
+    "The estimated peak memory of extracting `clip`; `MemoryBudgetError` (with a chunk that fits) over the budget."
+    s, b = self.settings, self.backbone
+    frames = len(sample_indices(clip.num_frames, s.num_frames))
+    return check_memory(b, frames, model_size(clip, b, s.size, s.framing), chunk_size(s), s.temporal,
+                        s.memory_budget_gb)
 
 # %% ../nbs/04_extractor.ipynb #c027
 @patch

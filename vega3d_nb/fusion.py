@@ -16,8 +16,9 @@ from fastcore.basics import patch
 from .core import FeatureGrid, logger
 
 # %% auto #0
-__all__ = ['PROJECTORS', 'ALIGN_MODES', 'FUSION_MODES', 'MLP2xGELU', 'PatchMerger2x2', 'align_grid', 'FusionResult',
-           'AdaptiveGatedFusion', 'save_fusion', 'load_fusion']
+__all__ = ['PROJECTORS', 'ALIGN_MODES', 'FUSION_MODES', 'MORE_FUSION_MODES', 'ALL_FUSION_MODES', 'MLP2xGELU', 'PatchMerger2x2',
+           'align_grid', 'FusionResult', 'sincos_2d', 'CrossAttentionBlock', 'AdaptiveGatedFusion', 'save_fusion',
+           'load_fusion']
 
 # %% ../nbs/08_fusion.ipynb #c006
 class MLP2xGELU(nn.Module):
@@ -73,43 +74,86 @@ def align_grid(features:torch.Tensor, # [T', H', W', C]
     return y[0].permute(1, 2, 3, 0).contiguous().to(dt)
 
 # %% ../nbs/08_fusion.ipynb #c013
-FUSION_MODES = ('token_gated', 'token_gated_residual', 'gated', 'add', 'concat')
+FUSION_MODES = ('token_gated', 'token_gated_residual', 'gated', 'add', 'concat')   # each token pair on its own
+MORE_FUSION_MODES = ('weighted', 'cross_attention', 'instruction_token_gated')     # the release's other modes
+ALL_FUSION_MODES = FUSION_MODES + MORE_FUSION_MODES
 
 @dataclass
 class FusionResult:
     "Fused tokens, the gate, and the aligned generative tokens, from one fusion forward."
     fused: torch.Tensor                 # [T, h, w, D] (leading batch dims kept as given)
-    gate: Optional[torch.Tensor]        # [T, h, w]: per-token gate (channel mean for 'gated'); None for add/concat
+    gate: Optional[torch.Tensor]        # [T, h, w]: per-token gate ('gated': channel mean); None: add, concat,
+                                        # cross_attention
     aligned_gen: torch.Tensor           # [T, h, w, D] generative tokens after alignment and projection
     mode: str = 'token_gated'
     gen_source: str = 'tensor'          # FeatureGrid.describe() of the generative features, when known
+
+# %% ../nbs/08_fusion.ipynb #c037
+def sincos_2d(h:int, w:int, dim:int, device=None) -> torch.Tensor: # [h*w, dim]
+    "The release's 2-D sin-cos position embedding: the row index on the first half of `dim`, the column on the second."
+    if dim % 4: raise ValueError(f"a 2-D sin-cos embedding needs a width divisible by 4, got {dim}")
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float32, device=device) / (dim / 4))
+    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=device),
+                                torch.arange(w, dtype=torch.float32, device=device), indexing='ij')
+    out = [p.flatten()[:, None] * omega for p in (rows, cols)]
+    return torch.cat([out[0].sin(), out[0].cos(), out[1].sin(), out[1].cos()], dim=1)
+
+class CrossAttentionBlock(nn.Module):
+    "Semantic tokens attend to generative tokens of the same frame; residual MLP (the release's block)."
+    def __init__(self, dim:int, num_heads:int=8, dropout:float=0.1):
+        super().__init__()
+        self.norm1_query, self.norm1_key, self.norm1_value = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.cross_attention = nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * dim, dim),
+                                 nn.Dropout(dropout))
+
+    def forward(self, s, v, h:int, w:int): # s, v: [T, h*w, D] -> [T, h*w, D]
+        pos = sincos_2d(h, w, s.shape[-1], s.device).to(s.dtype)
+        q, k = self.norm1_query(s) + pos, self.norm1_key(v) + pos
+        x = s + self.cross_attention(q, k, self.norm1_value(v), need_weights=False)[0]
+        return x + self.mlp(self.norm2(x))
+
+# %% ../nbs/08_fusion.ipynb #c038
+def _build_mode_layers(m:nn.Module, mode:str, D:int, residual_alpha:float, num_heads:int, dropout:float,
+                       num_layers:int):
+    "The norms, gates and output layers of `mode`, under the release's names where it has them."
+    if mode not in ('add', 'weighted', 'cross_attention'): m.sem_norm, m.gen_norm = nn.LayerNorm(D), nn.LayerNorm(D)
+    if mode in ('token_gated', 'token_gated_residual', 'instruction_token_gated'): m.gate_linear = nn.Linear(2 * D, 1)
+    if mode == 'gated': m.gate_linear = nn.Linear(2 * D, D)
+    if mode == 'concat': m.concat_linear = nn.Linear(2 * D, D)
+    if mode == 'token_gated_residual': m.residual_alpha = nn.Parameter(torch.tensor(float(residual_alpha)))
+    if mode == 'weighted': m.weight_sem, m.weight_gen = nn.Parameter(torch.tensor(0.5)), nn.Parameter(torch.tensor(0.5))
+    if mode == 'cross_attention':
+        m.cross_attn_blocks = nn.ModuleList([CrossAttentionBlock(D, num_heads, dropout) for _ in range(num_layers)])
+    if mode == 'instruction_token_gated':
+        m.ctx_norm = nn.LayerNorm(D)
+        m.ctx_projection = nn.Sequential(nn.Linear(D, D // 2), nn.SiLU(), nn.Linear(D // 2, 1))
+        m.context_scale, m.gate_bias = nn.Parameter(torch.tensor(1.0)), nn.Parameter(torch.tensor(-0.5))
 
 # %% ../nbs/08_fusion.ipynb #c015
 class AdaptiveGatedFusion(nn.Module):
     "Align, project and fuse generative features into semantic visual tokens (VEGA-3D's adaptive gated fusion)."
     def __init__(self, sem_dim:int, # D: width of the semantic tokens (the LLM width)
                  gen_dim:int, # C_gen: channels of the generative features
-                 mode:str='token_gated', # one of FUSION_MODES
+                 mode:str='token_gated', # one of ALL_FUSION_MODES
                  hidden:Optional[int]=None, # projector hidden width (default D; the Qwen release uses 4096)
                  align:str='pool', # how to resample the generative grid, one of ALIGN_MODES
                  projector:str='mlp2x_gelu', # 'mlp2x_gelu' or 'merger2x2'
                  residual_alpha:float=0.2, # initial alpha of token_gated_residual
+                 num_heads:int=8, dropout:float=0.1, num_layers:int=1, # cross_attention blocks (release defaults)
                 ):
         super().__init__()
-        if mode not in FUSION_MODES: raise ValueError(f"mode must be one of {FUSION_MODES}, got {mode!r}")
+        if mode not in ALL_FUSION_MODES: raise ValueError(f"mode must be one of {ALL_FUSION_MODES}, got {mode!r}")
         if align not in ALIGN_MODES: raise ValueError(f"align must be one of {ALIGN_MODES}, got {align!r}")
         if projector not in PROJECTORS:
             raise ValueError(f"projector must be one of {tuple(PROJECTORS)}, got {projector!r}")
         self.config = dict(sem_dim=sem_dim, gen_dim=gen_dim, mode=mode, hidden=hidden, align=align,
                            projector=projector, residual_alpha=residual_alpha)
+        if mode == 'cross_attention': self.config.update(num_heads=num_heads, dropout=dropout, num_layers=num_layers)
         self.mode, self.align, self.sem_dim, self.gen_dim = mode, align, sem_dim, gen_dim
         self.gen_projector = PROJECTORS[projector](gen_dim, sem_dim, hidden=hidden)
-        if mode != 'add':
-            self.sem_norm, self.gen_norm = nn.LayerNorm(sem_dim), nn.LayerNorm(sem_dim)
-        if mode in ('token_gated', 'token_gated_residual'): self.gate_linear = nn.Linear(2 * sem_dim, 1)
-        if mode == 'gated': self.gate_linear = nn.Linear(2 * sem_dim, sem_dim)
-        if mode == 'concat': self.concat_linear = nn.Linear(2 * sem_dim, sem_dim)
-        if mode == 'token_gated_residual': self.residual_alpha = nn.Parameter(torch.tensor(float(residual_alpha)))
+        _build_mode_layers(self, mode, sem_dim, residual_alpha, num_heads, dropout, num_layers)
 
     @property
     def merge_size(self) -> int: return self.gen_projector.merge_size
@@ -131,18 +175,41 @@ def project(self:AdaptiveGatedFusion, gen:Union[FeatureGrid, torch.Tensor], # [T
     return self.gen_projector(x)
 
 # %% ../nbs/08_fusion.ipynb #c019
+def _context_logit(m:nn.Module, ctx:Optional[torch.Tensor], like:torch.Tensor) -> torch.Tensor:
+    "`context_scale * MLP(LN(ctx))` for an instruction context `[D]` (0 without one)."
+    if ctx is None: return like.new_zeros(())
+    if ctx.shape != (like.shape[-1],):
+        raise ValueError(f"instruction_ctx must be [D] = [{like.shape[-1]}], got {tuple(ctx.shape)}")
+    return m.context_scale * m.ctx_projection(m.ctx_norm(ctx.to(like))).squeeze(-1)
+
+def _cross_attend(m:nn.Module, s:torch.Tensor, v:torch.Tensor) -> torch.Tensor: # [T, h, w, D] each
+    "The cross-attention blocks, one frame's tokens at a time (frames are the batch)."
+    T, h, w, D = s.shape
+    x, kv = s.reshape(T, h * w, D), v.reshape(T, h * w, D)
+    for block in m.cross_attn_blocks: x = block(x, kv, h, w)
+    return x.reshape(T, h, w, D)
+
+# %% ../nbs/08_fusion.ipynb #c042
 @patch
-def mix(self:AdaptiveGatedFusion, s:torch.Tensor, v:torch.Tensor): # s, v: [..., D] -> (fused [..., D], gate [...])
-    "Apply the fusion formula of `self.mode` to aligned token pairs (the gate is None for add/concat)."
+def mix(self:AdaptiveGatedFusion, s:torch.Tensor, v:torch.Tensor, # s, v: [..., D] -> (fused [..., D], gate [...])
+        instruction_ctx:Optional[torch.Tensor]=None): # [D] for instruction_token_gated
+    "Apply the fusion formula of `self.mode` to aligned tokens (the gate is None for add/concat/cross_attention)."
     if self.mode == 'add': return s + v, None
+    if self.mode == 'weighted':
+        total = self.weight_sem + self.weight_gen
+        ws, wg = self.weight_sem / total, self.weight_gen / total
+        return ws * s + wg * v, ws.expand(s.shape[:-1])
+    if self.mode == 'cross_attention': return _cross_attend(self, s, v), None
     sn, vn = self.sem_norm(s), self.gen_norm(v)
     cat = torch.cat([sn, vn], dim=-1)
     if self.mode == 'concat': return self.concat_linear(cat), None
-    g = torch.sigmoid(self.gate_linear(cat))
+    if self.mode == 'instruction_token_gated':
+        g = torch.sigmoid(self.gate_linear(cat) + self.gate_bias + _context_logit(self, instruction_ctx, s))
+    else: g = torch.sigmoid(self.gate_linear(cat))
     if self.mode == 'token_gated_residual':
         return s + self.residual_alpha * (g * s + (1 - g) * v - s), g[..., 0]
     out = g * sn + (1 - g) * vn
-    return out, (g[..., 0] if self.mode == 'token_gated' else g.mean(-1))
+    return out, (g.mean(-1) if self.mode == 'gated' else g[..., 0])
 
 # %% ../nbs/08_fusion.ipynb #c021
 def _grid_tokens(s:torch.Tensor, grid:Optional[tuple]) -> torch.Tensor:
@@ -153,12 +220,13 @@ def _grid_tokens(s:torch.Tensor, grid:Optional[tuple]) -> torch.Tensor:
     return s.reshape(*grid, s.shape[-1])
 
 @patch
-def _forward_batch(self:AdaptiveGatedFusion, s:torch.Tensor, feats:torch.Tensor, src:str) -> FusionResult:
+def _forward_batch(self:AdaptiveGatedFusion, s:torch.Tensor, feats:torch.Tensor, src:str, ctx=None) -> FusionResult:
     "Fuse each sample of `s` `[B, T, h, w, D]` with its own generative grid of `feats` `[B, T', H', W', C]`."
     if feats.ndim != 5 or feats.shape[0] != s.shape[0]:
         raise ValueError(f"batched semantic tokens {tuple(s.shape)} need batched generative features "
                          f"[B, T', H', W', C], got {tuple(feats.shape)}")
-    rs = [self.forward(si, fi) for si, fi in zip(s, feats)]
+    ctxs = [None] * len(s) if ctx is None else (list(ctx) if ctx.ndim == 2 else [ctx] * len(s))
+    rs = [self.forward(si, fi, instruction_ctx=ci) for si, fi, ci in zip(s, feats, ctxs)]
     gate = None if rs[0].gate is None else torch.stack([r.gate for r in rs])
     fused, aligned = torch.stack([r.fused for r in rs]), torch.stack([r.aligned_gen for r in rs])
     return FusionResult(fused, gate, aligned, self.mode, src)
@@ -168,6 +236,7 @@ def _forward_batch(self:AdaptiveGatedFusion, s:torch.Tensor, feats:torch.Tensor,
 def forward(self:AdaptiveGatedFusion, sem_tokens:torch.Tensor, # [T, h, w, D], [B, T, h, w, D], or [N, D] with `grid`
             gen:Union[FeatureGrid, torch.Tensor], # [T', H', W', C_gen] (or [B, T', H', W', C_gen])
             grid:Optional[tuple]=None, # (T, h, w) when sem_tokens is flat [N, D]
+            instruction_ctx:Optional[torch.Tensor]=None, # [D] (or [B, D]): instruction_token_gated's context
            ) -> FusionResult:
     "Fuse semantic tokens with generative features; returns fused tokens, gate and aligned generative tokens."
     s = sem_tokens
@@ -176,12 +245,12 @@ def forward(self:AdaptiveGatedFusion, sem_tokens:torch.Tensor, # [T, h, w, D], [
     src = gen.describe() if isinstance(gen, FeatureGrid) else 'tensor'
     feats = gen.features if isinstance(gen, FeatureGrid) else gen
     if s.ndim == 2: s = _grid_tokens(s, grid)
-    if s.ndim == 5: return self._forward_batch(s, feats, src)
+    if s.ndim == 5: return self._forward_batch(s, feats, src, instruction_ctx)
     if s.ndim != 4:
         raise ValueError(f"semantic tokens must be [T, h, w, D], [B, T, h, w, D] or [N, D], "
                          f"got {tuple(sem_tokens.shape)}")
     v = self.project(feats, tuple(s.shape[:3])).to(s.dtype)
-    fused, gate = self.mix(s, v)
+    fused, gate = self.mix(s, v, instruction_ctx)
     if sem_tokens.ndim == 2: fused = fused.reshape(sem_tokens.shape)
     return FusionResult(fused, gate, v, self.mode, src)
 

@@ -14,8 +14,8 @@ import torch.nn as nn
 from ..core import logger
 
 # %% auto #0
-__all__ = ['VEGA3D_SPATIAL_CHECKPOINT', 'VEGA3D_SPATIAL_KEYMAP', 'VEGA3D_3D_KEYMAP', 'map_key', 'KeyMappingReport',
-           'load_vega3d_checkpoint', 'checkpoint_gen_dim']
+__all__ = ['VEGA3D_SPATIAL_CHECKPOINT', 'VEGA3D_SPATIAL_KEYMAP', 'VEGA3D_3D_KEYMAP', 'FEAT_BLOCK_KEYS', 'map_key',
+           'KeyMappingReport', 'load_vega3d_checkpoint', 'checkpoint_gen_dim', 'checkpoint_feat_block']
 
 # %% ../../nbs/09a_mllm_checkpoint.ipynb #c005
 VEGA3D_SPATIAL_CHECKPOINT = 'H-EmbodVis/VEGA-3D-Spatial-Reasoning'
@@ -26,7 +26,17 @@ _FUSION_RULES = [  # (checkpoint key pattern, our key) for FeatureFusionModule -
     (r'gate_projection\.0\.(weight|bias)', r'fusion.gate_linear.\1'),
     (r'projection\.(weight|bias)', r'fusion.concat_linear.\1'),
     (r'residual_scale', 'fusion.residual_alpha'),
+    (r'gate_projection\.(weight|bias)', r'fusion.gate_linear.\1'),  # instruction_token_gated: a bare Linear
+    (r'norm_ctx\.(weight|bias)', r'fusion.ctx_norm.\1'),
+    (r'ctx_projection\.([02])\.(weight|bias)', r'fusion.ctx_projection.\1.\2'),
+    (r'(context_scale|gate_bias)', r'fusion.\1'),
+    (r'weight_2d', 'fusion.weight_sem'),
+    (r'weight_(gen|3d)', 'fusion.weight_gen'),   # weight_gen on main, weight_3d on the spatial branch
+    (r'cross_attn_blocks\.(\d+\.(norm1_query|norm1_key|norm1_value|norm2|cross_attention|mlp)\..+)',
+     r'fusion.cross_attn_blocks.\1'),
 ]
+
+# %% ../../nbs/09a_mllm_checkpoint.ipynb #c025
 VEGA3D_SPATIAL_KEYMAP = [  # Qwen2.5-VL spatial-reasoning release -> FusedMLLM state_dict; target None: skipped
     (r'^generative_merger\.ln_q\.weight$', 'fusion.gen_projector.norm.weight'),
     (r'^generative_merger\.mlp\.0\.(weight|bias)$', r'fusion.gen_projector.fc1.\1'),
@@ -54,21 +64,24 @@ def map_key(key:str, keymap:list=VEGA3D_SPATIAL_KEYMAP):
 # %% ../../nbs/09a_mllm_checkpoint.ipynb #c010
 @dataclass
 class KeyMappingReport:
-    "What loading a checkpoint did to each parameter name."
+    "What loading a checkpoint did to each parameter name, and which generative block it was trained on."
     source: str
     loaded: list = field(default_factory=list)          # (checkpoint key, our key)
     skipped: list = field(default_factory=list)         # keys ignored on purpose (frozen Wan tower, VLM not loaded)
     unmatched: list = field(default_factory=list)       # checkpoint keys with no rule, or mapped to a name we lack
     missing: list = field(default_factory=list)         # our keys (in the parts loaded) that the checkpoint lacks
     shape_mismatch: list = field(default_factory=list)  # (checkpoint key, our key, checkpoint shape, our shape)
+    feat_block: Optional[int] = None                    # block the generative features come from (None: not known)
+    feat_block_note: str = ''                           # where feat_block came from (config key, release default)
 
     @property
     def ok(self) -> bool: return not (self.unmatched or self.missing or self.shape_mismatch)
 
     def summary(self) -> str:
-        "One line of counts, then the first few keys of each problem."
+        "One line of counts (and the generative block), then the first few keys of each problem."
         s = (f"{self.source}: {len(self.loaded)} loaded, {len(self.skipped)} skipped, {len(self.unmatched)} unmatched, "
              f"{len(self.missing)} missing, {len(self.shape_mismatch)} shape mismatches")
+        if self.feat_block_note: s += f"; generative features from {self.feat_block_note}"
         problems = (('unmatched', self.unmatched), ('missing', self.missing), ('shape mismatch', self.shape_mismatch))
         for name, items in problems:
             if items: s += f"\n  {name}: " + ', '.join(map(str, items[:8])) + (' ...' if len(items) > 8 else '')
@@ -141,3 +154,19 @@ def checkpoint_gen_dim(path:str, # folder of the checkpoint's *.safetensors
             if 'generative_merger.mlp.0.weight' in f.keys():
                 return f.get_slice('generative_merger.mlp.0.weight').get_shape()[1] // merge_size**2
     return _GEN_DIMS.get(getattr(config, 'generative_encoder_tower_type', ''))
+
+# %% ../../nbs/09a_mllm_checkpoint.ipynb #c022
+FEAT_BLOCK_KEYS = ('generative_vision_tower_feat_block_idx', 'generative_encoder_feat_block_idx', 'feat_block_idx')
+
+def checkpoint_feat_block(config, # a checkpoint config (any object with attributes, or a dict)
+                          num_layers:Optional[int]=None, # blocks of the backbone, to resolve -1
+                         ) -> tuple:
+    "`(block, note)`: the block the checkpoint's fusion was trained on, as the release's encoder reads it."
+    get = config.get if isinstance(config, dict) else (lambda k, d=None: getattr(config, k, d))
+    key = next((k for k in FEAT_BLOCK_KEYS if get(k) is not None), None)
+    raw = int(get(key)) if key else -1
+    src = f"config {key}={raw}" if key else "the release's default -1 (the config sets no block)"
+    if raw >= 0: return raw, f"block {raw} ({src})"
+    if raw != -1: raise ValueError(f"{src}: only -1 (the last block) or a block index >= 0 is supported")
+    if num_layers is None: return -1, f"the last block ({src})"
+    return num_layers - 1, f"block {num_layers - 1}, the last of {num_layers} ({src})"

@@ -17,7 +17,7 @@ from ..encoding import ExtractSettings
 from ..fusion import AdaptiveGatedFusion, FusionResult
 from .adapters import (VisualTokens, VLMAdapter, build_tiny_random_qwen25vl, load_qwen25vl,
                                      local_model_folder)
-from .checkpoint import checkpoint_gen_dim, load_vega3d_checkpoint
+from .checkpoint import checkpoint_feat_block, checkpoint_gen_dim, load_vega3d_checkpoint
 
 # %% auto #0
 __all__ = ['FusedMLLM', 'sampling_seed', 'load_fused_mllm']
@@ -63,14 +63,22 @@ class FusedMLLM(nn.Module):
 
 # %% ../../nbs/09b_mllm_fused.ipynb #c009
 @patch
+def gen_block(self:FusedMLLM) -> Optional[int]:
+    "The backbone block the generative stream comes from (None without a backbone)."
+    if self.backbone is None: return None
+    layers = getattr(self.settings, 'layers', None)
+    return self.backbone.check_layers(self.backbone.default_layer if layers is None else layers)[-1]
+
+@patch
 def describe(self:FusedMLLM) -> str:
-    "Which weights make this model's answers."
+    "Which weights make this model's answers (and which backbone block feeds the fusion)."
     s = f'{self.vlm.model_id} ({weights_label(self.vlm.weights)})'
     if self.semantic_only: return s + ', semantic only'
     gen = getattr(self.backbone, 'model_id', None) or 'custom generative features'
     gw = getattr(self.backbone, 'weights', None)
     gen_weights = f' ({weights_label(gw)})' if gw else ''
-    return s + f' + {gen}{gen_weights} via {self.fusion.mode} fusion ({weights_label(self.fusion_weights)})'
+    s += f' + {gen}{gen_weights} via {self.fusion.mode} fusion ({weights_label(self.fusion_weights)})'
+    return s + (f'; generative block {self.gen_block()}' if self.backbone is not None else '')
 
 # %% ../../nbs/09b_mllm_fused.ipynb #c011
 @patch
@@ -277,8 +285,20 @@ def _release_fusion(sem_dim:int, gen_dim:int, mode:str='token_gated_residual', h
     "A random-init fusion in the release's setting: bilinear alignment to the patch grid, the 2x2 merger."
     return AdaptiveGatedFusion(sem_dim, gen_dim, mode, hidden=hidden, align='bilinear', projector='merger2x2')
 
+def _release_settings(cfg, backbone, settings:Optional[ExtractSettings], name:str) -> tuple:
+    "`(settings at the checkpoint's block, block, note)`; asking for another block is allowed, with a warning."
+    block, note = checkpoint_feat_block(cfg, getattr(backbone, 'num_layers', None))
+    settings = settings or ExtractSettings()
+    if settings.layers is None: return settings.replace(layers=block), block, note
+    if settings.layers not in (block, [block]):
+        msg = f"settings.layers={settings.layers!r}, but {name} was trained on features from {note}"
+        logger.warning(msg)
+        warnings.warn(msg)
+    return settings, block, note
+
+# %% ../../nbs/09b_mllm_fused.ipynb #c047
 def _fused_from_release(path:str, cfg, vlm:VLMAdapter, backbone, strict:bool, **fused_kwargs) -> FusedMLLM:
-    "A FusedMLLM over a VEGA-3D checkpoint's VLM: the fusion built from its config and loaded from its shards."
+    "A FusedMLLM over a VEGA-3D checkpoint's VLM: fusion and block from its config, weights from its shards."
     gen_dim = getattr(backbone, 'feat_dim', None)
     tower_dim = checkpoint_gen_dim(path, cfg)
     if gen_dim and tower_dim and gen_dim != tower_dim:
@@ -287,8 +307,10 @@ def _fused_from_release(path:str, cfg, vlm:VLMAdapter, backbone, strict:bool, **
     fusion = _release_fusion(vlm.hidden_size, gen_dim or tower_dim or 1536,
                              getattr(cfg, 'generative_fusion_method', 'token_gated_residual'),
                              hidden=getattr(cfg, 'generative_merger_hidden_dim', 4096))
-    fused = FusedMLLM(vlm, fusion, backbone=backbone, **fused_kwargs)
+    settings, block, note = _release_settings(cfg, backbone, fused_kwargs.pop('settings', None), vlm.model_id)
+    fused = FusedMLLM(vlm, fusion, backbone=backbone, settings=settings, **fused_kwargs)
     fused.load_report = load_vega3d_checkpoint(fused, path, include_vlm=False, strict=strict)
+    fused.load_report.feat_block, fused.load_report.feat_block_note = block, note
     return fused
 
 # %% ../../nbs/09b_mllm_fused.ipynb #c043
