@@ -296,7 +296,9 @@ def clip_features(inp: ClipInput, st: ViewSettings,
     from vega3d_nb.extractor import Featurizer  # imports the backbones: only once features are needed
     b = st.backbone
     layers = list(range(b.num_layers)) if layers is None else list(layers)
-    fz = Featurizer(b, timesteps=[st.info.t], layers=layers, n_noise=st.n_noise, seed=st.seed, cache_dir=cache_dir)
+    # the app's clips are small: one batch per timestep, so one forward serves every layer and frame
+    fz = Featurizer(b, timesteps=[st.info.t], layers=layers, n_noise=st.n_noise, seed=st.seed, chunk_frames=None,
+                    cache_dir=cache_dir)
     make = lambda: _extract(fz, inp.clip, progress)
     return make() if cache is None else cache.get('features', fz.key(inp.clip), make)
 

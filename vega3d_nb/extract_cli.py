@@ -133,7 +133,7 @@ def vega3d_extract(clip: str,                       # a clip (video, image, .npy
                    size: str = None,                # model input size 'HxW'
                    pool: str = None,                # pool each frame to 'hxw', e.g. 14x14
                    num_frames: int = None,          # frames sampled from each clip
-                   chunk_frames: int = None,        # frames per chunk along time
+                   chunk_frames: int = None,        # frames per chunk along time (default: the settings' 'auto')
                    no_text: bool = False,           # zeros instead of the empty-prompt embedding (a deviation)
                    cache_dir: str = None,           # feature cache folder
                    weights_dir: str = None,         # local folder with the real weights
@@ -143,7 +143,7 @@ def vega3d_extract(clip: str,                       # a clip (video, image, .npy
     "Extract diffusion features from a clip (or many) and save them as safetensors."
     try:
         kw = dict(timesteps=_floats(timesteps), layers=_ints(layers), n_noise=n_noise, seed=seed, temporal=temporal,
-                  size=_hw(size), pool=_hw(pool), chunk_frames=chunk_frames, text=None if no_text else '',
+                  size=_hw(size), pool=_hw(pool), chunk_frames=chunk_frames or 'auto', text=None if no_text else '',
                   cache_dir=cache_dir)
         clips = _clip_list(clip)
         if out_dir is not None or len(clips) != 1 or Path(clip).is_dir():
