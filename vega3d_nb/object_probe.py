@@ -11,6 +11,7 @@ from typing import Callable, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from .core import FeatureGrid
 from .align import feature_frames, temporal_index
 from .depth_probe import DEFAULT_LAMBDAS, RidgeFit, fit_ridge
 
@@ -18,7 +19,7 @@ from .depth_probe import DEFAULT_LAMBDAS, RidgeFit, fit_ridge
 __all__ = ['OBJECT_TARGETS', 'object_positions', 'object_velocities', 'pool_under_masks', 'ObjectSamples', 'object_samples',
            'collision_labels', 'PairSamples', 'pair_samples', 'RegressionProbe', 'fit_regression', 'LogisticProbe',
            'fit_logistic', 'position_error', 'relative_error', 'r2_score', 'binary_scores', 'majority_scores',
-           'object_probe_scores']
+           'object_probe_scores', 'oracle_state_features']
 
 # %% ../nbs/06d_object_probe.ipynb #c007
 def _to_camera(vectors: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
@@ -195,13 +196,14 @@ def _logloss(Z, y, sw, w, b, lam) -> torch.Tensor:
     return (sw * (F.softplus(z) - y * z)).sum() / sw.sum() + lam * (w @ w)
 
 # %% ../nbs/06d_object_probe.ipynb #c031
-def _newton_logistic(Z, y, sw, lam, iters: int = 50) -> tuple:
-    "Weights `[C]` and bias of the penalised weighted logistic regression on standardised Z, by damped Newton."
+def _newton_logistic(Z, y, sw, lam, theta=None, iters: int = 30) -> torch.Tensor:
+    "Weights and bias `[C + 1]` of the penalised weighted logistic regression on standardised Z, by damped Newton."
     n, C = Z.shape
     y, sw = y.double(), sw / sw.sum()
     A = torch.cat([Z, torch.ones(n, 1, dtype=Z.dtype)], 1)
-    theta, pen = torch.zeros(C + 1, dtype=torch.float64), torch.full((C + 1,), 2 * lam, dtype=torch.float64)
-    pen[-1] = 1e-9
+    theta = torch.zeros(C + 1, dtype=torch.float64) if theta is None else theta.clone()
+    pen = torch.full((C + 1,), 2 * lam, dtype=torch.float64)
+    pen[-1] = 1e-9                                                      # the bias is (almost) not penalised
     loss = lambda th: _logloss(Z, y, sw * n, th[:-1], th[-1], lam)
     for _ in range(iters):
         p = torch.sigmoid(A @ theta)
@@ -210,8 +212,8 @@ def _newton_logistic(Z, y, sw, lam, iters: int = 50) -> tuple:
         step, old, s = torch.linalg.solve(H, g), loss(theta), 1.0
         while s > 1e-4 and loss(theta - s * step) > old: s /= 2
         theta = theta - s * step
-        if (s * step).abs().max() < 1e-10: break
-    return theta[:-1], float(theta[-1])
+        if (s * step).abs().max() < 1e-8: break
+    return theta
 
 # %% ../nbs/06d_object_probe.ipynb #c032
 @dataclass
@@ -229,17 +231,23 @@ class LogisticProbe:
 
 def _standardise(X) -> tuple:
     "Mean and std `[C]` of the columns of X (std 1 where constant), as the ridge standardises."
-    mean, std = X.double().mean(0), X.double().std(0, unbiased=False)
+    X = X.double()
+    mean = X.mean(0)
+    std = (X - mean).pow(2).mean(0).sqrt()
     return mean, torch.where(std > 1e-12, std, torch.ones_like(std))
 
 # %% ../nbs/06d_object_probe.ipynb #c033
-def _fit_logistic_once(X, y, lam) -> LogisticProbe:
-    "One penalised, class-balanced logistic fit (a constant-class training set gives a constant probe)."
+def _fit_logistic_path(X, y, lambdas) -> list:
+    "Class-balanced logistic probes for each lambda, from the largest down, each warm-started from the last."
     mean, std = _standardise(X)
-    if y.all() or not y.any():
-        return LogisticProbe(mean, std, torch.zeros(X.shape[1], dtype=torch.float64), 30. if y.all() else -30., lam, {})
-    w, b = _newton_logistic((X.double() - mean) / std, y, _balanced_weights(y), lam)
-    return LogisticProbe(mean, std, w, b, lam, {})
+    if y.all() or not y.any():           # one class: a constant probe
+        w = torch.zeros(X.shape[1], dtype=torch.float64)
+        return [LogisticProbe(mean, std, w, 30. if y.all() else -30., float(l), {}) for l in lambdas]
+    Z, sw, theta, out = (X.double() - mean) / std, _balanced_weights(y), None, []
+    for lam in sorted(lambdas, reverse=True):
+        theta = _newton_logistic(Z, y, sw, lam, theta)
+        out.append(LogisticProbe(mean, std, theta[:-1], float(theta[-1]), float(lam), {}))
+    return out
 
 def fit_logistic(X, y,                    # [N, C] features, [N] bool labels
                  X_val, y_val,            # validation samples (other clips), to choose lambda
@@ -247,13 +255,11 @@ def fit_logistic(X, y,                    # [N, C] features, [N] bool labels
     "Class-balanced L2 logistic regression: lambda by balanced validation log-loss, refitted on train + validation."
     if len(X) == 0 or len(X_val) == 0:
         raise ValueError(f"need training and validation pairs, got {len(X)} and {len(X_val)} (more clips or objects)")
-    val = {}
-    for lam in lambdas:
-        p = _fit_logistic_once(X, y, lam)
-        val[float(lam)] = float(_logloss((X_val.double() - p.mean) / p.std, y_val.double(),
-                                         _balanced_weights(y_val), p.weight, p.bias, 0.))
+    bal = _balanced_weights(y_val)
+    val = {p.lam: float(_logloss((X_val.double() - p.mean) / p.std, y_val.double(), bal, p.weight, p.bias, 0.))
+           for p in _fit_logistic_path(X, y, lambdas)}
     best = min(val, key=val.get)
-    probe = _fit_logistic_once(torch.cat([X, X_val]), torch.cat([y, y_val]), best)
+    probe = _fit_logistic_path(torch.cat([X, X_val]), torch.cat([y, y_val]), [best])[0]
     probe.val_loss = val
     return probe
 
@@ -342,3 +348,13 @@ def object_probe_scores(train_feats: Sequence, train_clips: Sequence,  # Feature
     if collide:
         r.update(_collision_columns(*[pair_samples(f, c, horizon, extra, min_pixels) for f, c in splits], lambdas))
     return r
+
+# %% ../nbs/06d_object_probe.ipynb #c045
+def oracle_state_features(gt) -> FeatureGrid:
+    "The exact camera position and velocity of the object under each pixel `[T, H, W, 6]` (0 off objects)."
+    state = torch.cat([object_positions(gt), object_velocities(gt)], -1).float().nan_to_num()   # [T, N, 6]
+    ids = torch.as_tensor(gt.object_ids)
+    per_px = torch.cat([torch.zeros(ids.shape[0], 1, 6), state], 1)                             # row 0: no object
+    idx = ids.clamp(0, state.shape[1]).flatten(1)[..., None].expand(-1, -1, 6)
+    f = per_px.gather(1, idx).reshape(*ids.shape, 6) * (ids > 0)[..., None]
+    return FeatureGrid(f, model_id='oracle-state', weights='none', image_size=tuple(ids.shape[1:]))
