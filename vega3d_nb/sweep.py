@@ -73,13 +73,18 @@ class _Probes:
     queries: dict    # {seed: [correspondence_queries of each test clip]}
     pixels: dict     # {seed: training-pixel selections, shared by every feature source of a seed}
 
+    @property
+    def max_depth(self) -> float:
+        "The scale-shift cap: the deepest training pixel (the dataset's depth range; no test answer read)."
+        return max(float(c.depth.max()) for c in self.train)
+
     def row(self, tr, va, te, source: str, seed: int) -> dict:
         "Fit a depth probe on `tr` (lambda on `va`), score it and the correspondences on `te`."
         depths = lambda cs: [c.depth for c in cs]
         vdep = None if self.val is None else depths(self.val)
         probe = fit_depth_probe(tr, depths(self.train), None, va, vdep, None, target=self.target,
                                 max_pixels=self.max_pixels, seed=seed, pixel_cache=self.pixels[seed])
-        ds = probe_depth_scores(probe, te, depths(self.test), average=self.average)
+        ds = probe_depth_scores(probe, te, depths(self.test), average=self.average, max_depth=self.max_depth)
         score_corr = self.correspondence and te[0].feat_dim
         cs = _score_corr(te, self.test, self.queries[seed], self.alphas) if score_corr else None
         return dict(_row(te[0], source, probe, ds, cs), seed=seed)
