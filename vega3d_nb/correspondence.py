@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from .core import FeatureGrid, SceneClip
 from .align import feature_frames, temporal_index, upsample_features, sample_features
-from .metrics import pck, PCK_ALPHAS
+from .metrics import pck, pck_pixels, PCK_ALPHAS
 from .geometry import correspondences
 
 # %% auto #0
@@ -95,6 +95,7 @@ class CorrespondenceScores:
     pck: dict                      # {gap: {alpha: fraction}}
     n_queries: dict                # {gap: queries scored}
     mutual_fraction: Optional[dict] = None  # {gap: share of queries kept by the mutual check}
+    pck_px: Optional[dict] = None  # {gap: {pixels: fraction}} at fixed pixel thresholds (Probe3D's strict `<`)
 
 def correspondence_queries(gt: SceneClip,      # the clip's ground truth
                            gaps: Sequence[int] = (1, 4, 8),  # frame gaps (those >= the clip length are skipped)
@@ -124,8 +125,8 @@ def _matcher(feats, n_frames: int, image_size: tuple, match_kw: dict) -> Callabl
     tf = temporal_index(fi, n_frames)
     return lambda a, gap, q: match_correspondences(x[tf[a]], x[tf[a + gap]], q, image_size, **match_kw)
 
-def _score_gap(pairs, gap, match, image_size, alphas):
-    "(PCK, queries scored, share kept) of one gap's frame pairs, or None without pairs."
+def _score_gap(pairs, gap, match, image_size, alphas, px_thresholds=()):
+    "(PCK, queries scored, share kept, PCK at pixel thresholds) of one gap's frame pairs, or None without pairs."
     preds, gts, kept = [], [], []
     for a, q, truth in pairs:
         m = match(a, gap, q)
@@ -136,7 +137,8 @@ def _score_gap(pairs, gap, match, image_size, alphas):
     if not preds:
         return None
     P, G = torch.cat(preds), torch.cat(gts)
-    return pck(P, G, image_size, alphas), len(P), torch.cat(kept).float().mean().item()
+    return (pck(P, G, image_size, alphas), len(P), torch.cat(kept).float().mean().item(),
+            pck_pixels(P, G, px_thresholds))
 
 # %% ../nbs/06b_correspondence.ipynb #c016
 def evaluate_correspondence(feats,                 # FeatureGrid of the clip, or 'identity'
@@ -146,15 +148,16 @@ def evaluate_correspondence(feats,                 # FeatureGrid of the clip, or
                             n_queries: int = 200,  # visible query pixels per frame pair (seeded sample)
                             seed: int = 0,
                             queries: Optional[dict] = None,  # precomputed `correspondence_queries` (reused)
+                            px_thresholds: Sequence[float] = (),  # also PCK at these pixel errors (Probe3D: 5, 10, 20)
                             **match_kw,            # mutual / soft_argmax / ... for match_correspondences
                            ) -> CorrespondenceScores:
     "PCK of cosine nearest-neighbour matching (or the identity) at each frame gap, on exact scene correspondences."
     image_size = tuple(gt.depth.shape[1:])
     queries = queries if queries is not None else correspondence_queries(gt, gaps, n_queries, seed)
     match = _matcher(feats, gt.num_frames, image_size, match_kw)
-    res, counts, mfrac = {}, {}, {}
+    res, counts, mfrac, px = {}, {}, {}, {}
     for gap, pairs in queries.items():
-        scored = _score_gap(pairs, gap, match, image_size, alphas)
+        scored = _score_gap(pairs, gap, match, image_size, alphas, px_thresholds)
         if scored is not None:
-            res[gap], counts[gap], mfrac[gap] = scored
-    return CorrespondenceScores(res, counts, mfrac if match_kw.get('mutual') else None)
+            res[gap], counts[gap], mfrac[gap], px[gap] = scored
+    return CorrespondenceScores(res, counts, mfrac if match_kw.get('mutual') else None, px if px_thresholds else None)
