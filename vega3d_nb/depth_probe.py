@@ -304,4 +304,5 @@ def evaluate_real_depth(probe: DepthProbe,   # fitted on synthetic scenes (never
                          "training range (build baselines on the image's own grid, position with ref_grid)")
     scores = _real_scores(pred, sample, aligns, max_depth)
     name = sample_name or getattr(sample, 'name', 'real image')
-    return RealDepthScores(scores, pred, grid.describe(), probe.features_desc, name, 1, getattr(sample, 'kind', 'metric'))
+    kind = getattr(sample, 'kind', 'metric')
+    return RealDepthScores(scores, pred, grid.describe(), probe.features_desc, name, 1, kind)

@@ -39,6 +39,7 @@ class ExtractSettings:
     overlap: int = 1                    # video-mode chunk overlap in latent frames
     fit_frames: str = 'pad'             # video mode: 'pad' (repeat the last frame) or 'trim' to 4n+1 frames
     early_exit: bool = True             # stop each forward after the deepest requested block
+    feature: str = 'hidden'             # 'hidden' (block output), 'query' or 'key' (its self-attention)
 
 # %% ../nbs/03a_encoding.ipynb #c007
 _MOVERS = {'device', 'dtype'}

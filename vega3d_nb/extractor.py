@@ -18,6 +18,8 @@ from .core import Clip, FeatureGrid
 from .diffusion import Backbone, TimestepInfo
 from .encoding import (ExtractSettings, CheckedSettings, EncodedClip, TEMPORAL_MODES, check_encoding,
                                 encode_clip, prepare_frames, fit_size, model_size, pool_size)
+from functools import partial
+from .attention import capture_attention
 
 # %% auto #0
 __all__ = ['capture_blocks', 'FeatureSet', 'feature_key', 'cache_path', 'block_features', 'Featurizer', 'extract_features',
@@ -138,7 +140,8 @@ def feature_key(clip: Clip,                          # the clip (its content has
                layer=layer if layer is not None else list(checked.layers), n_noise=s.n_noise, seed=s.seed,
                temporal=s.temporal, image_size=list(model_size(clip, b, s.size)),
                fit_frames=s.fit_frames if video else None, chunk_frames=s.chunk_frames if video else None,
-               overlap=s.overlap if video and s.chunk_frames else None, prompt=checked.prompt_hash, dtype=str(b.dtype))
+               overlap=s.overlap if video and s.chunk_frames else None, prompt=checked.prompt_hash, dtype=str(b.dtype),
+               **({} if s.feature == 'hidden' else dict(feature=s.feature)))
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 # %% ../nbs/04_extractor.ipynb #c017
@@ -160,7 +163,9 @@ def _window_pass(checked: CheckedSettings, info: TimestepInfo, lat, eps, skip: i
     "One forward on one window: {layer: grid [F', H', W', C] float32}, without the `skip` context latents."
     b = checked.backbone
     x_t = b.add_noise(lat, info, eps)
-    with capture_blocks(b, checked.layers, checked.settings.early_exit) as feats:
+    f = checked.settings.feature
+    capture = capture_blocks if f == 'hidden' else partial(capture_attention, feature=f)
+    with capture(b, checked.layers, early_exit=checked.settings.early_exit) as feats:
         b.forward(x_t, info, checked.prompt)
     # frames: B x 1 latent frames; video: 1 x F'
     return {l: b.to_grid(feats[l], x_t.shape).float().flatten(0, 1)[skip:] for l in checked.layers}

@@ -62,6 +62,11 @@ def _score_corr(feats, test, queries, alphas, px_thresholds=()):
     mean = lambda t: {g: {a: v / num[g] for a, v in d.items()} for g, d in t.items() if d}
     return mean(tot), mean(px)
 
+# %% ../nbs/06c_sweep.ipynb #c043
+def _max_depth(train: Sequence[SceneClip]) -> float:
+    "The scale-shift cap of a sweep: the deepest training pixel (the dataset's depth range; no test answer read)."
+    return max(float(c.depth.max()) for c in train)
+
 # %% ../nbs/06c_sweep.ipynb #c013
 @dataclass
 class _Probes:
@@ -78,18 +83,13 @@ class _Probes:
     pixels: dict     # {seed: training-pixel selections, shared by every feature source of a seed}
     px_thresholds: Sequence[float] = ()  # also PCK at fixed pixel errors (Probe3D's 5, 10, 20)
 
-    @property
-    def max_depth(self) -> float:
-        "The scale-shift cap: the deepest training pixel (the dataset's depth range; no test answer read)."
-        return max(float(c.depth.max()) for c in self.train)
-
     def row(self, tr, va, te, source: str, seed: int) -> dict:
         "Fit a depth probe on `tr` (lambda on `va`), score it and the correspondences on `te`."
         depths = lambda cs: [c.depth for c in cs]
         vdep = None if self.val is None else depths(self.val)
         probe = fit_depth_probe(tr, depths(self.train), None, va, vdep, None, target=self.target,
                                 max_pixels=self.max_pixels, seed=seed, pixel_cache=self.pixels[seed])
-        ds = probe_depth_scores(probe, te, depths(self.test), average=self.average, max_depth=self.max_depth)
+        ds = probe_depth_scores(probe, te, depths(self.test), average=self.average, max_depth=_max_depth(self.train))
         score_corr = self.correspondence and te[0].feat_dim
         cs, px = (_score_corr(te, self.test, self.queries[seed], self.alphas, self.px_thresholds) if score_corr
                   else (None, None))
