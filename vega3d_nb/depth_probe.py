@@ -207,7 +207,7 @@ def probe_depth_scores(probe: DepthProbe,   # a fitted probe
                        depths: Sequence,     # [T, H, W] ground truth per clip (0 invalid)
                        aligns: Sequence[str] = ('none', 'scale', 'scale_shift'),
                        average: str = 'image',
-                       max_depth: Optional[float] = None,  # scale-shift cap: the dataset's largest depth (see metrics)
+                       max_depth=None,  # scale-shift cap: the dataset's largest depth (see metrics.align_depth)
                       ) -> dict:
     "Evaluate a probe on test clips: `{align: DepthScores}` over all their frames as images."
     preds = [probe.predict(f, tuple(d.shape[1:]), d.shape[0]).cpu() for f, d in zip(feats, depths)]

@@ -63,9 +63,9 @@ def _score_corr(feats, test, queries, alphas, px_thresholds=()):
     return mean(tot), mean(px)
 
 # %% ../nbs/06c_sweep.ipynb #c043
-def _max_depth(train: Sequence[SceneClip]) -> float:
-    "The scale-shift cap of a sweep: the deepest training pixel (the dataset's depth range; no test answer read)."
-    return max(float(c.depth.max()) for c in train)
+def _max_depth(train: Sequence[SceneClip], max_depth=None):
+    "The scale-shift cap of a sweep: `max_depth`, else the deepest training pixel (no test answer read)."
+    return max(float(c.depth.max()) for c in train) if max_depth is None else max_depth
 
 # %% ../nbs/06c_sweep.ipynb #c013
 @dataclass
@@ -82,6 +82,7 @@ class _Probes:
     queries: dict    # {seed: [correspondence_queries of each test clip]}
     pixels: dict     # {seed: training-pixel selections, shared by every feature source of a seed}
     px_thresholds: Sequence[float] = ()  # also PCK at fixed pixel errors (Probe3D's 5, 10, 20)
+    max_depth: object = None  # scale-shift cap: None, the deepest training pixel; a number; 'image' (legacy)
 
     def row(self, tr, va, te, source: str, seed: int) -> dict:
         "Fit a depth probe on `tr` (lambda on `va`), score it and the correspondences on `te`."
@@ -89,7 +90,8 @@ class _Probes:
         vdep = None if self.val is None else depths(self.val)
         probe = fit_depth_probe(tr, depths(self.train), None, va, vdep, None, target=self.target,
                                 max_pixels=self.max_pixels, seed=seed, pixel_cache=self.pixels[seed])
-        ds = probe_depth_scores(probe, te, depths(self.test), average=self.average, max_depth=_max_depth(self.train))
+        cap = _max_depth(self.train, self.max_depth)
+        ds = probe_depth_scores(probe, te, depths(self.test), average=self.average, max_depth=cap)
         score_corr = self.correspondence and te[0].feat_dim
         cs, px = (_score_corr(te, self.test, self.queries[seed], self.alphas, self.px_thresholds) if score_corr
                   else (None, None))
@@ -179,6 +181,7 @@ def sweep(feature_source: Callable,           # (clip, t, layers, seed) -> {laye
           n_queries: int = 100,                # correspondence queries per frame pair
           correspondence: bool = True,         # also score correspondences
           px_thresholds: Sequence[float] = (), # also PCK at fixed pixel errors (Probe3D: 5, 10, 20): pck_px@ columns
+          max_depth=None,                      # scale-shift cap: None = deepest training pixel; 'image': legacy
           progress: bool = True,               # tqdm bar
           csv_path=None,                       # save the table here
          ) -> pd.DataFrame:
@@ -188,7 +191,7 @@ def sweep(feature_source: Callable,           # (clip, t, layers, seed) -> {laye
     queries = ({s: [correspondence_queries(c, gaps, n_queries, s) for c in test_clips] for s in seeds}
                if correspondence else {})
     probes = _Probes(train_clips, val_clips, test_clips, target, max_pixels, average, alphas, correspondence,
-                     queries, {s: {} for s in seeds}, tuple(px_thresholds))
+                     queries, {s: {} for s in seeds}, tuple(px_thresholds), max_depth)
     sources = [(n, fs) for n, fs in (('backbone', feature_source), ('random-init', random_source)) if fs is not None]
     splits = dict(train=list(train_clips), val=list(val_clips or []), test=list(test_clips))
     rows, grid_size = _feature_rows(probes, sources, splits, seeds, timesteps, layers, progress)
