@@ -40,7 +40,7 @@ def capture_attention(backbone: Backbone,
                      ):
     "Hook the q (or k) of every requested block's self-attention; yields {layer: [B, N_video, C]}; hooks removed."
     if feature not in ATTENTION_FEATURES:
-        raise ValueError(f"feature must be one of {ATTENTION_FEATURES} (or 'hidden' for block outputs), got {feature!r}")
+        raise ValueError(f"feature must be one of {ATTENTION_FEATURES} ('hidden' is the block output), got {feature!r}")
     store, n_video, deepest, handles = {}, {}, max(layers), []
     def count(i):
         def pre_hook(module, args, kwargs):

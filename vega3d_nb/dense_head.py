@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import FeatureGrid
-from .align import feature_frames, upsample_features, temporal_index
+from .align import feature_frames, upsample_features
 from .depth_probe import _carve
 
 # %% auto #0
@@ -33,7 +33,7 @@ class DenseDepthHead(nn.Module):
 
     def forward(self, x: torch.Tensor  # [T, h, w, C] features
                ) -> torch.Tensor:      # [T, h, w] log-depth
-        z = ((x.float() - self.mean) / self.std).permute(0, 3, 1, 2)
+        z = ((x.to(self.mean.device).float() - self.mean) / self.std).permute(0, 3, 1, 2)
         return self.net(z)[:, 0]
 
     @torch.no_grad()
@@ -81,18 +81,27 @@ def fit_dense_head(train_feats: Sequence,             # FeatureGrids of the trai
                    hidden: int = 64, lr: float = 3e-3, weight_decay: float = 1e-2,
                    max_epochs: int = 300, patience: int = 20,
                    val_fraction: float = 0.25,        # as fit_depth_probe, when no validation clips are given
-                   seed: int = 0, device=None, progress: bool = True) -> DenseHeadFit:
+                   seed: int = 0, device=None,  # default: the features' device
+                   progress: bool = True) -> DenseHeadFit:
     "Train a DenseDepthHead with AdamW on full grids, early-stopped on the validation split of the training scenes."
-    from tqdm.auto import tqdm
     tv = [None] * len(train_depth)
     parts = (_carve(train_feats, train_depth, tv, val_fraction) if val_feats is None else
              [(train_feats, train_depth, tv, None), (val_feats, val_depth, [None] * len(val_depth), None)])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        head = DenseDepthHead(feature_frames(train_feats[0])[0].shape[-1], hidden).to(device or 'cpu')
+        x0 = feature_frames(train_feats[0])[0]
+        head = DenseDepthHead(x0.shape[-1], hidden).to(x0.device if device is None else device)
     _standardise(head, parts[0][0])
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
-    fit, best, best_state = DenseHeadFit(head), float('inf'), None
+    fit = _train_head(DenseHeadFit(head), parts, opt, max_epochs, patience, progress)
+    head.features_desc = getattr(train_feats[0], 'describe', lambda: 'tensor features')()
+    return fit
+
+# %% ../nbs/06f_dense_head.ipynb #c100
+def _train_head(fit: DenseHeadFit, parts, opt, max_epochs: int, patience: int, progress: bool) -> DenseHeadFit:
+    "Full-grid AdamW epochs with early stopping on the validation loss; the best epoch's weights are kept."
+    from tqdm.auto import tqdm
+    head, best, best_state = fit.head, float('inf'), None
     for ep in tqdm(range(max_epochs), desc='dense head (epoch)', disable=not progress):
         opt.zero_grad()
         loss = _split_loss(head, parts[0])
@@ -107,5 +116,4 @@ def fit_dense_head(train_feats: Sequence,             # FeatureGrids of the trai
             fit.stopped_early = True
             break
     head.load_state_dict(best_state)
-    head.features_desc = getattr(train_feats[0], 'describe', lambda: 'tensor features')()
     return fit
