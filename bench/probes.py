@@ -42,6 +42,7 @@ def _peak_rss_mb(mode, n, d, chunk=8192):
     here = os.path.dirname(os.path.abspath(__file__))
     code = (f"import resource, torch, sys; sys.path.insert(0, {here!r}); from probes import _problem; "
             f"from vega3d_nb.ridge import fit_ridge_stream, fit_ridge; make = _problem({n}, {d}); "
+            f"fit_ridge_stream(iter([make({chunk})]), [1.]); "   # warm-up: allocator, BLAS and eigh workspaces
             f"base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
             f"chunks = (make({chunk}) for _ in range({n} // {chunk})); "
             + ("fit_ridge_stream(chunks, [1.]); " if mode == 'stream' else

@@ -45,7 +45,7 @@ class RidgeMoments:
 
 # %% ../nbs/05b_ridge.ipynb #c009
 def ridge_path(m: RidgeMoments, lambdas: Sequence[float]) -> tuple:
-    "(mean [C], std [C], ybar, standardised weights [L, C]) for every lambda from one eigendecomposition."
+    "(mean [C], std [C], ybar, standardised weights [L, C]): every lambda from one eigendecomposition."
     n, C = m.n, m.G.shape[0]
     if n == 0:
         raise ValueError("no rows to fit the ridge on")
@@ -54,9 +54,12 @@ def ridge_path(m: RidgeMoments, lambdas: Sequence[float]) -> tuple:
         return m.mean, torch.ones_like(m.mean), m.ybar, m.G.new_zeros(len(lam), 0)
     std = (m.G.diagonal() / n).clamp_min(0).sqrt()
     std = torch.where(std > 1e-6 * (1 + m.mean.abs()), std, torch.ones_like(std))  # constant to float accuracy
-    G, r = m.G / (std[:, None] * std[None]), m.r / std
-    evals, V = torch.linalg.eigh(G / n)
-    return m.mean, std, m.ybar, ((V.T @ (r / n))[None] / (evals.clamp_min(0)[None] + lam[:, None])) @ V.T
+    G, r = m.G / (std[:, None] * std[None]) / n, m.r / std / n
+    if len(lam) == 1 and lam[0] > 0:  # one penalty: a Cholesky solve is exact and cheaper than the eigenvectors
+        L = torch.linalg.cholesky(G + lam[0] * torch.eye(C, dtype=G.dtype, device=G.device))
+        return m.mean, std, m.ybar, torch.cholesky_solve(r[:, None], L)[:, 0][None]
+    evals, V = torch.linalg.eigh(G)
+    return m.mean, std, m.ybar, ((V.T @ r)[None] / (evals.clamp_min(0)[None] + lam[:, None])) @ V.T
 
 def moments_mse(v: RidgeMoments, mean, std, W, ybar) -> torch.Tensor:
     "MSE `[L]` on the rows summed in `v` of the standardised weights W [L, C] fitted with (mean, std, ybar)."
