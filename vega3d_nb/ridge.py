@@ -30,9 +30,11 @@ class RidgeMoments:
         k = len(X)
         if k == 0:
             return self
-        mc, yc = X.mean(0, dtype=torch.float64), y.double()
-        Xc, yd = X.to(self.gram_dtype) - mc.to(self.gram_dtype), yc - yc.mean()
-        e = mc - mc.to(self.gram_dtype).double()           # the rounding of the chunk mean, corrected exactly
+        Xg, yc = X.to(self.gram_dtype), y.double()
+        mg = Xg.mean(0)
+        Xc, yd = Xg - mg, yc - yc.mean()                     # centred on the chunk mean as rounded in gram_dtype
+        e = (Xc.new_ones(1, k) @ Xc)[0].double() / k         # what that rounding left: tiny, corrected exactly
+        mc = mg.double() + e
         n, d, dy = self.n, mc - self.mean, yc.mean() - self.ybar
         w = n * k / (n + k)
         self.G += (Xc.T @ Xc).double() - k * torch.outer(e, e) + w * torch.outer(d, d)
