@@ -7,14 +7,14 @@
      standardised features, as its solvers use), at equal test error;
    - penalty chosen: `fit_ridge` over a 10-value grid on a validation split vs `RidgeCV` over the same grid (its
      efficient leave-one-out CV) on the training split;
-   - memory: peak resident memory of `fit_ridge_stream` on chunks made on the fly (the matrix never exists) against
-     the bytes of the N x D matrix, each in a fresh process.
+   - memory: the peak resident memory (VmHWM) that `fit_ridge_stream` adds on chunks made on the fly (the matrix
+     never exists) against a fit on the matrix held in memory, each in a fresh process.
 2. Wall time of a full sweep, 4 timesteps x 8 layers x 3 seeds over 16 scene clips (12 train, 4 test), on a
    tiny-random Wan backbone (random weights) plus its random-init twin and every baseline, on CPU.
 
     python bench/probes.py [--n 50000] [--d 1536] [--skip_sweep] [--skip_ridge] [--seeds 3]
 """
-import argparse, os, resource, subprocess, sys, time
+import argparse, os, subprocess, sys, time
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import numpy as np
 import torch
@@ -38,16 +38,16 @@ def _timed(f):
 
 
 def _peak_rss_mb(mode, n, d, chunk=8192):
-    "Peak resident memory (MB) of a fresh process fitting the problem streamed ('stream') or held ('matrix')."
+    "Peak resident memory (MB, VmHWM) a fresh process adds fitting the problem streamed ('stream') or held ('matrix')."
     here = os.path.dirname(os.path.abspath(__file__))
-    code = (f"import resource, torch, sys; sys.path.insert(0, {here!r}); from probes import _problem; "
+    hwm = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])"
+    code = (f"import torch, sys; sys.path.insert(0, {here!r}); from probes import _problem; "
             f"from vega3d_nb.ridge import fit_ridge_stream, fit_ridge; make = _problem({n}, {d}); "
             f"fit_ridge_stream(iter([make({chunk})]), [1.]); "   # warm-up: allocator, BLAS and eigh workspaces
-            f"base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
-            f"chunks = (make({chunk}) for _ in range({n} // {chunk})); "
+            f"base = {hwm}; chunks = (make({chunk}) for _ in range({n} // {chunk})); "
             + ("fit_ridge_stream(chunks, [1.]); " if mode == 'stream' else
                "X, y = map(torch.cat, zip(*chunks)); fit_ridge(X, y, [1.]); ")
-            + "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)")
+            + f"print(({hwm} - base) / 1024)")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
     return float(out.stdout.split()[-1])
 
