@@ -46,6 +46,18 @@ class RidgeMoments:
         return self
 
 # %% ../nbs/05b_ridge.ipynb #c009
+def _eigh(G: torch.Tensor) -> tuple:
+    "`torch.linalg.eigh`, on the CPU in one thread: its many barriers stall for seconds when cores are shared."
+    if G.device.type != 'cpu':
+        return torch.linalg.eigh(G)
+    n0 = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.linalg.eigh(G)
+    finally:
+        torch.set_num_threads(n0)
+
+# %% ../nbs/05b_ridge.ipynb #c101
 def ridge_path(m: RidgeMoments, lambdas: Sequence[float]) -> tuple:
     "(mean [C], std [C], ybar, standardised weights [L, C]): every lambda from one eigendecomposition."
     n, C = m.n, m.G.shape[0]
@@ -60,7 +72,7 @@ def ridge_path(m: RidgeMoments, lambdas: Sequence[float]) -> tuple:
     if len(lam) == 1 and lam[0] > 0:  # one penalty: a Cholesky solve is exact and cheaper than the eigenvectors
         L = torch.linalg.cholesky(G + lam[0] * torch.eye(C, dtype=G.dtype, device=G.device))
         return m.mean, std, m.ybar, torch.cholesky_solve(r[:, None], L)[:, 0][None]
-    evals, V = torch.linalg.eigh(G)
+    evals, V = _eigh(G)
     return m.mean, std, m.ybar, ((V.T @ r)[None] / (evals.clamp_min(0)[None] + lam[:, None])) @ V.T
 
 def moments_mse(v: RidgeMoments, mean, std, W, ybar) -> torch.Tensor:
