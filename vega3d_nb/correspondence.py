@@ -12,12 +12,12 @@ import torch.nn.functional as F
 
 from .core import FeatureGrid, SceneClip
 from .align import feature_frames, temporal_index, upsample_features, sample_features
-from .metrics import pck, PCK_ALPHAS
+from .metrics import pck, pck_pixels, PCK_ALPHAS
 from .geometry import correspondences
 
 # %% auto #0
-__all__ = ['Matches', 'identity_matches', 'match_correspondences', 'CorrespondenceScores', 'correspondence_queries',
-           'evaluate_correspondence']
+__all__ = ['MATCH_SCORES', 'Matches', 'identity_matches', 'match_correspondences', 'CorrespondenceScores',
+           'correspondence_queries', 'evaluate_correspondence']
 
 # %% ../nbs/06b_correspondence.ipynb #c005
 @dataclass
@@ -32,6 +32,8 @@ def identity_matches(query_px: torch.Tensor) -> Matches:
     return Matches(query_px.float().clone(), torch.ones(len(query_px)))
 
 # %% ../nbs/06b_correspondence.ipynb #c008
+MATCH_SCORES = ('cosine', 'dot')
+
 def _frame_feats(f):
     "Features `[h, w, C]` of one frame (a tensor or a one-frame FeatureGrid)."
     x = f.features[0] if isinstance(f, FeatureGrid) else f
@@ -70,13 +72,17 @@ def match_correspondences(feats_a,              # [h, w, C] features of frame a 
                           window: int = 2,      # soft-argmax half-window, pixels
                           mutual_tol: float = 1.5,  # mutual: back-match within this many pixels of the query
                           chunk: int = 1024,    # queries per similarity block
+                          score: str = 'cosine',  # 'cosine' (DIFT) | 'dot': raw dot product (q . k attention logits)
                          ) -> Matches:
-    "Cosine nearest-neighbour matches of `query_px` from frame a into frame b (DIFT-style, at image resolution)."
+    "Nearest-neighbour matches of `query_px` from frame a into frame b by cosine (DIFT-style) or dot product."
+    if score not in MATCH_SCORES:
+        raise ValueError(f"score must be one of {MATCH_SCORES}, got {score!r}")
     a, b = _frame_feats(feats_a), _frame_feats(feats_b)
     H, W = image_size
     q = query_px.float()
-    fa = F.normalize(sample_features(a[None], torch.zeros(len(q), dtype=torch.long), q, image_size, 1), dim=-1)
-    fb = F.normalize(upsample_features(b[None], image_size)[0].reshape(H * W, -1), dim=-1)
+    nrm = (lambda x: F.normalize(x, dim=-1)) if score == 'cosine' else (lambda x: x)
+    fa = nrm(sample_features(a[None], torch.zeros(len(q), dtype=torch.long), q, image_size, 1))
+    fb = nrm(upsample_features(b[None], image_size)[0].reshape(H * W, -1))
     uv, score = torch.zeros(len(q), 2), torch.zeros(len(q))
     for s in range(0, len(q), chunk):
         sim = fa[s:s + chunk] @ fb.T  # [n, H*W]
@@ -95,6 +101,7 @@ class CorrespondenceScores:
     pck: dict                      # {gap: {alpha: fraction}}
     n_queries: dict                # {gap: queries scored}
     mutual_fraction: Optional[dict] = None  # {gap: share of queries kept by the mutual check}
+    pck_px: Optional[dict] = None  # {gap: {pixels: fraction}} at fixed pixel thresholds (Probe3D's strict `<`)
 
 def correspondence_queries(gt: SceneClip,      # the clip's ground truth
                            gaps: Sequence[int] = (1, 4, 8),  # frame gaps (those >= the clip length are skipped)
@@ -117,15 +124,20 @@ def correspondence_queries(gt: SceneClip,      # the clip's ground truth
 
 # %% ../nbs/06b_correspondence.ipynb #c015
 def _matcher(feats, n_frames: int, image_size: tuple, match_kw: dict) -> Callable:
-    "`(a, gap, q) -> Matches` for a clip's features (nearest neighbour) or 'identity'."
+    "`(a, gap, q) -> Matches` for features (nearest neighbour), a (query, key) pair (q . k) or 'identity'."
     if isinstance(feats, str) and feats == 'identity':
         return lambda a, gap, q: identity_matches(q)
-    x, fi = feature_frames(feats)
+    if isinstance(feats, tuple):  # DiffTrack: frame a's queries against frame b's keys, by attention logit
+        (xq, fi), (xk, _) = feature_frames(feats[0]), feature_frames(feats[1])
+        match_kw = dict(match_kw, score='dot')
+    else:
+        (xq, fi), xk = feature_frames(feats), None
+    xk = xq if xk is None else xk
     tf = temporal_index(fi, n_frames)
-    return lambda a, gap, q: match_correspondences(x[tf[a]], x[tf[a + gap]], q, image_size, **match_kw)
+    return lambda a, gap, q: match_correspondences(xq[tf[a]], xk[tf[a + gap]], q, image_size, **match_kw)
 
-def _score_gap(pairs, gap, match, image_size, alphas):
-    "(PCK, queries scored, share kept) of one gap's frame pairs, or None without pairs."
+def _score_gap(pairs, gap, match, image_size, alphas, px_thresholds=()):
+    "(PCK, queries scored, share kept, PCK at pixel thresholds) of one gap's frame pairs, or None without pairs."
     preds, gts, kept = [], [], []
     for a, q, truth in pairs:
         m = match(a, gap, q)
@@ -136,25 +148,27 @@ def _score_gap(pairs, gap, match, image_size, alphas):
     if not preds:
         return None
     P, G = torch.cat(preds), torch.cat(gts)
-    return pck(P, G, image_size, alphas), len(P), torch.cat(kept).float().mean().item()
+    return (pck(P, G, image_size, alphas), len(P), torch.cat(kept).float().mean().item(),
+            pck_pixels(P, G, px_thresholds))
 
 # %% ../nbs/06b_correspondence.ipynb #c016
-def evaluate_correspondence(feats,                 # FeatureGrid of the clip, or 'identity'
+def evaluate_correspondence(feats,                 # FeatureGrid, (query, key) FeatureGrids, or 'identity'
                             gt: SceneClip,         # the clip's ground truth
                             gaps: Sequence[int] = (1, 4, 8),  # frame gaps (those >= the clip length are skipped)
                             alphas: Sequence[float] = PCK_ALPHAS,
                             n_queries: int = 200,  # visible query pixels per frame pair (seeded sample)
                             seed: int = 0,
                             queries: Optional[dict] = None,  # precomputed `correspondence_queries` (reused)
+                            px_thresholds: Sequence[float] = (),  # also PCK at these pixel errors (Probe3D: 5, 10, 20)
                             **match_kw,            # mutual / soft_argmax / ... for match_correspondences
                            ) -> CorrespondenceScores:
-    "PCK of cosine nearest-neighbour matching (or the identity) at each frame gap, on exact scene correspondences."
+    "PCK of nearest-neighbour matching (cosine; q . k for a pair; or the identity) per gap, on exact correspondences."
     image_size = tuple(gt.depth.shape[1:])
     queries = queries if queries is not None else correspondence_queries(gt, gaps, n_queries, seed)
     match = _matcher(feats, gt.num_frames, image_size, match_kw)
-    res, counts, mfrac = {}, {}, {}
+    res, counts, mfrac, px = {}, {}, {}, {}
     for gap, pairs in queries.items():
-        scored = _score_gap(pairs, gap, match, image_size, alphas)
+        scored = _score_gap(pairs, gap, match, image_size, alphas, px_thresholds)
         if scored is not None:
-            res[gap], counts[gap], mfrac[gap] = scored
-    return CorrespondenceScores(res, counts, mfrac if match_kw.get('mutual') else None)
+            res[gap], counts[gap], mfrac[gap], px[gap] = scored
+    return CorrespondenceScores(res, counts, mfrac if match_kw.get('mutual') else None, px if px_thresholds else None)

@@ -14,21 +14,25 @@ from torch import nn
 
 from .core import FeatureGrid, Clip
 from .align import feature_frames, upsample_features, sample_features
-from .metrics import evaluate_depth
+from .metrics import DepthScores, evaluate_depth, relative_depth_metrics
+from .ridge import DEFAULT_LAMBDAS, RidgeFit, fit_ridge
 
 # %% auto #0
-__all__ = ['BASELINES', 'DEFAULT_LAMBDAS', 'TARGETS', 'REAL_ALIGNS', 'position_features', 'rgb_features', 'constant_features',
-           'baseline_features', 'DepthProbe', 'RidgeFit', 'fit_ridge', 'fit_depth_probe', 'probe_depth_scores',
-           'depth_score_columns', 'RealDepthScores', 'real_sample_clip', 'evaluate_real_depth']
+__all__ = ['BASELINES', 'TARGETS', 'REAL_ALIGNS', 'REAL_ALIGNS_ALL', 'position_features', 'rgb_features', 'constant_features',
+           'baseline_features', 'DepthProbe', 'fit_depth_probe', 'probe_depth_scores', 'depth_score_columns',
+           'RealDepthScores', 'real_sample_clip', 'evaluate_real_depth']
 
 # %% ../nbs/06a_depth_probe.ipynb #c007
 BASELINES = ('position', 'constant', 'rgb', 'identity')
 
-def position_features(n_frames: int, grid_size: tuple, n_freqs: int = 8) -> FeatureGrid:
+def position_features(n_frames: int, grid_size: tuple, n_freqs: int = 8,
+                      ref_grid: Optional[tuple] = None,  # grid whose size sets the frequencies (default grid_size)
+                     ) -> FeatureGrid:
     "Normalised (x, y) plus Fourier features of each grid cell: `[n_frames, h, w, 2 + 4 n_freqs]`."
     h, w = grid_size
     y, x = torch.meshgrid((torch.arange(h) + 0.5) / h, (torch.arange(w) + 0.5) / w, indexing='ij')  # (0, 1)
-    freqs = torch.logspace(0, math.log2(max(max(h, w) / 2, 1)), n_freqs, base=2) if n_freqs else torch.zeros(0)
+    top = max(ref_grid or grid_size) / 2
+    freqs = torch.logspace(0, math.log2(max(top, 1)), n_freqs, base=2) if n_freqs else torch.zeros(0)
     ang = 2 * math.pi * torch.stack([x, y], -1)[..., None] * freqs  # [h, w, 2, n_freqs]
     f = torch.cat([torch.stack([x, y], -1) * 2 - 1, ang.sin().flatten(-2), ang.cos().flatten(-2)], -1)
     return FeatureGrid(f[None].expand(n_frames, -1, -1, -1).contiguous(), model_id='position-only', weights='none')
@@ -45,10 +49,12 @@ def constant_features(n_frames: int, grid_size: tuple) -> FeatureGrid:
     return FeatureGrid(torch.zeros(n_frames, *grid_size, 0), model_id='constant', weights='none')
 
 # %% ../nbs/06a_depth_probe.ipynb #c010
-def baseline_features(name: str, clip: Clip, grid_size: tuple) -> FeatureGrid:
+def baseline_features(name: str, clip: Clip, grid_size: tuple,
+                      ref_grid: Optional[tuple] = None,  # position: the training grid, when `clip` has another
+                     ) -> FeatureGrid:
     "The named baseline's features for `clip` on a grid of `grid_size`."
     if name == 'position':
-        return position_features(clip.num_frames, grid_size)
+        return position_features(clip.num_frames, grid_size, ref_grid=ref_grid)
     if name == 'rgb':
         return rgb_features(clip, grid_size)
     if name == 'constant':
@@ -57,7 +63,6 @@ def baseline_features(name: str, clip: Clip, grid_size: tuple) -> FeatureGrid:
                      "('identity' is a matcher)")
 
 # %% ../nbs/06a_depth_probe.ipynb #c013
-DEFAULT_LAMBDAS = tuple(10.0 ** k for k in range(-6, 4))
 TARGETS = ('log', 'inverse')
 
 class DepthProbe(nn.Module):
@@ -92,79 +97,6 @@ class DepthProbe(nn.Module):
             raise ValueError(f"probe was fitted on {self.feat_dim} channels, got {x.shape[-1]}")
         y = self(x.to(self.weight.device))[..., None].float()
         return self.to_depth(upsample_features(y, size, n_frames, fi)[..., 0].double()).float()
-
-# %% ../nbs/06a_depth_probe.ipynb #c016
-def _ridge_moments(X, y, chunk):
-    "Feature mean [C], target mean, centred X^T X [C, C] and X^T y [C], float64 sums over `chunk` rows."
-    n, C = X.shape
-    ybar = y.mean()
-    rows = [slice(i, i + chunk) for i in range(0, n, chunk)]
-    mean = sum(X[s].double().sum(0) for s in rows) / n
-    G, r = X.new_zeros(C, C, dtype=torch.float64), X.new_zeros(C, dtype=torch.float64)
-    for s in rows:  # centred second moments; standardising afterwards divides G by std std^T
-        Xc = X[s].double() - mean
-        G += Xc.T @ Xc
-        r += Xc.T @ (y[s] - ybar)
-    return mean, ybar, G, r
-
-def _ridge_path(X, y, lambdas, chunk: int = 32768):
-    "Standardised ridge weights `[L, C]` for every lambda from one eigendecomposition."
-    n, C = X.shape
-    y = y.double()
-    if C == 0:
-        f64 = dict(dtype=torch.float64)
-        return X.new_zeros(0, **f64), X.new_ones(0, **f64), y.mean(), X.new_zeros(len(lambdas), 0, **f64)
-    mean, ybar, G, r = _ridge_moments(X, y, chunk)
-    std = (G.diagonal() / n).clamp_min(0).sqrt()
-    std = torch.where(std > 1e-12, std, torch.ones_like(std))
-    G, r = G / (std[:, None] * std[None]), r / std
-    evals, V = torch.linalg.eigh(G / n)
-    lam = torch.as_tensor(lambdas, dtype=torch.float64, device=X.device)
-    return mean, std, ybar, ((V.T @ (r / n))[None] / (evals.clamp_min(0)[None] + lam[:, None])) @ V.T
-
-# %% ../nbs/06a_depth_probe.ipynb #c018
-def _linear(X, mean, std, W, ybar, chunk: int = 32768):
-    "Predictions [N, L] of standardised-ridge weights W [L, C], chunked in float64."
-    if X.shape[1] == 0:
-        return X.new_full((len(X), len(W)), float(ybar), dtype=torch.float64)
-    return torch.cat([((X[i:i + chunk].double() - mean) / std) @ W.T + ybar for i in range(0, len(X), chunk)])
-
-@dataclass
-class RidgeFit:
-    "A closed-form ridge fit on standardised features."
-    mean: torch.Tensor     # [C] feature means
-    std: torch.Tensor      # [C] feature stds (1 where constant)
-    weight: torch.Tensor   # [C] weights on standardised features
-    bias: float            # intercept (the training target mean)
-    lam: float             # the per-sample penalty used
-    val_mse: dict          # lambda -> validation MSE (empty with one lambda and no validation data)
-
-    def predict(self, X: torch.Tensor) -> torch.Tensor:
-        return _linear(X, self.mean, self.std, self.weight[None], self.bias)[:, 0]
-
-# %% ../nbs/06a_depth_probe.ipynb #c020
-def fit_ridge(X: torch.Tensor,            # [N, C] features (float32 or float64)
-              y: torch.Tensor,            # [N] targets
-              lambdas: Sequence[float] = DEFAULT_LAMBDAS,  # per-sample penalties (sklearn alpha = N * lambda)
-              X_val: Optional[torch.Tensor] = None,  # [M, C] validation features, to choose lambda
-              y_val: Optional[torch.Tensor] = None,  # [M] validation targets
-              refit: Optional[tuple] = None,         # (X_all, y_all) to refit on with the chosen lambda
-             ) -> RidgeFit:
-    "Closed-form ridge in float64: lambda chosen by validation MSE (never on test data), optionally refitted."
-    lambdas = list(lambdas)
-    if len(lambdas) > 1 and X_val is None:
-        raise ValueError("several lambdas need X_val / y_val to choose between them")
-    mean, std, ybar, Ws = _ridge_path(X, y, lambdas)
-    val = {}
-    if X_val is not None:
-        mse = (_linear(X_val, mean, std, Ws, ybar) - y_val.double()[:, None]).pow(2).mean(0)
-        val = {float(l): float(m) for l, m in zip(lambdas, mse)}
-    best = int(torch.tensor([val[float(l)] for l in lambdas]).argmin()) if val else 0
-    best_w = Ws[best]
-    if refit is not None:
-        mean, std, ybar, Ws = _ridge_path(refit[0], refit[1], [lambdas[best]])
-        best_w = Ws[0]
-    return RidgeFit(mean, std, best_w, float(ybar), float(lambdas[best]), val)
 
 # %% ../nbs/06a_depth_probe.ipynb #c024
 def _target(depth, target):
@@ -275,13 +207,14 @@ def probe_depth_scores(probe: DepthProbe,   # a fitted probe
                        depths: Sequence,     # [T, H, W] ground truth per clip (0 invalid)
                        aligns: Sequence[str] = ('none', 'scale', 'scale_shift'),
                        average: str = 'image',
+                       max_depth=None,  # scale-shift cap: the dataset's largest depth (see metrics.align_depth)
                       ) -> dict:
     "Evaluate a probe on test clips: `{align: DepthScores}` over all their frames as images."
     preds = [probe.predict(f, tuple(d.shape[1:]), d.shape[0]).cpu() for f, d in zip(feats, depths)]
     if len({tuple(p.shape[1:]) for p in preds}) > 1:
         raise ValueError("test clips must share one image size")
     P, G = torch.cat(preds), torch.cat([d.float() for d in depths])
-    return {a: evaluate_depth(P, G, align=a, average=average) for a in aligns}
+    return {a: evaluate_depth(P, G, align=a, average=average, max_depth=max_depth) for a in aligns}
 
 def depth_score_columns(scores: dict  # {align: DepthScores}
                        ) -> dict:
@@ -293,56 +226,83 @@ def depth_score_columns(scores: dict  # {align: DepthScores}
     return r
 
 # %% ../nbs/06a_depth_probe.ipynb #c036
-REAL_ALIGNS = ('scale', 'scale_shift')
+REAL_ALIGNS = ('scale', 'scale_shift')          # the default groups on metric ground truth
+REAL_ALIGNS_ALL = ('scale', 'scale_shift', 'scale_shift_inv', 'scale_shift_depth')
 
 @dataclass
 class RealDepthScores:
-    "Zero-shot depth scores of a probe on one real image, in the scale-invariant groups, with what made them."
-    scores: dict            # {align: DepthScores}
+    "Zero-shot depth scores of a probe on one real image, in the groups its ground truth supports, with provenance."
+    scores: dict            # {align: DepthScores}; {'relative': ...} for relative disparity
     pred: torch.Tensor      # [H, W] predicted depth (metres as the probe predicts, before alignment)
     features_desc: str      # what made the features (FeatureGrid.describe())
     probe_desc: str         # what the probe was fitted on
     sample: str             # the real image
     n_images: int = 1
+    kind: str = 'metric'    # the ground truth: 'metric' | 'disparity' | 'relative'
 
     def row(self, source: Optional[str] = None) -> dict:
         "One table row: source, weights note and `<align>.<metric>` / `<align>.neg_scale` columns."
-        r = dict(source=source or self.features_desc, sample=self.sample, n_images=self.n_images)
+        r = dict(source=source or self.features_desc, sample=self.sample, n_images=self.n_images, kind=self.kind)
         r.update(depth_score_columns(self.scores))
         return r
 
 def real_sample_clip(sample) -> Clip:
-    "The real image of a `RealDepthSample` as a one-frame Clip (what feature extractors take)."
+    "The real image of a `DepthPair` or `RealDepthSample` as a one-frame Clip (what feature extractors take)."
     return Clip(sample.rgb[None].float().contiguous(), fps=1., source='real depth sample')
 
 # %% ../nbs/06a_depth_probe.ipynb #c037
-def _real_inputs(features, sample, aligns) -> tuple:
-    "Checked (grid, depth, valid) of a real sample; `features` is a FeatureGrid or a callable `clip -> FeatureGrid`."
-    bad = [a for a in aligns if a not in REAL_ALIGNS]
+def _real_aligns(sample, aligns) -> tuple:
+    "The groups to score: checked against what the sample's kind of ground truth supports."
+    if getattr(sample, 'kind', 'metric') == 'relative':
+        if aligns not in (None, ('relative',), ['relative']):
+            raise ValueError("relative disparity has no metric depth: it is scored with relative.spearman and "
+                             f"relative.pearson only (aligns=('relative',)), got {aligns}")
+        return ('relative',)
+    aligns = REAL_ALIGNS if aligns is None else tuple(aligns)
+    bad = [a for a in aligns if a not in REAL_ALIGNS_ALL]
     if bad:
-        raise ValueError(f"real images are scored scale-invariantly: aligns must be among {REAL_ALIGNS}, got {bad}")
-    rgb, depth, valid = sample[0], sample[1], sample[2]
-    if rgb.ndim != 3 or rgb.shape[0] != 3 or depth.shape != rgb.shape[1:]:
-        raise ValueError("sample must hold rgb [3, H, W] and depth [H, W] of the same size, "
-                         f"got {tuple(rgb.shape)} and {tuple(depth.shape)}")
+        raise ValueError(f"real images are scored scale-invariantly: aligns must be among {REAL_ALIGNS_ALL}, got {bad}")
+    return aligns
+
+def _real_inputs(features, sample) -> tuple:
+    "Checked (grid, valid) of a real sample; `features` is a FeatureGrid or a callable `clip -> FeatureGrid`."
+    rgb, valid = sample.rgb, sample.valid
+    if rgb.ndim != 3 or rgb.shape[0] != 3 or valid.shape != rgb.shape[1:]:
+        raise ValueError("sample must hold rgb [3, H, W] and ground truth [H, W] of the same size, "
+                         f"got {tuple(rgb.shape)} and {tuple(valid.shape)}")
     grid = features(real_sample_clip(sample)) if callable(features) else features
     if not isinstance(grid, FeatureGrid):
         raise ValueError(f"features must be a FeatureGrid or a callable returning one, got {type(grid).__name__}")
-    return grid, depth, valid
+    return grid, valid
+
+# %% ../nbs/06a_depth_probe.ipynb #c015
+def _real_scores(pred, sample, aligns, max_depth) -> dict:
+    "{group: DepthScores} of a prediction on a real sample: depth groups, or the relative metrics."
+    mask = sample.valid.bool()
+    if aligns == ('relative',):
+        rel = relative_depth_metrics(pred, sample.disparity, mask)
+        return {'relative': DepthScores(rel, 'relative', 'image', 1, int(mask.sum()))}
+    gt = sample.depth.float()
+    mask = mask & (gt > 0)
+    cap = max_depth if max_depth is not None else getattr(sample, 'max_depth', None)
+    return {a: evaluate_depth(pred[None], gt[None], mask[None], align=a, max_depth=cap) for a in aligns}
 
 def evaluate_real_depth(probe: DepthProbe,   # fitted on synthetic scenes (never on this image)
                         features,            # FeatureGrid of the image, or a callable `clip -> FeatureGrid`
-                        sample,              # a RealDepthSample: rgb [3, H, W], depth [H, W] (0 invalid), valid, K
-                        aligns: Sequence[str] = REAL_ALIGNS,  # scale-invariant groups (the domain differs)
-                        sample_name: str = 'Middlebury motorcycle (real, zero-shot)',
+                        sample,              # a DepthPair (or RealDepthSample: rgb, depth, valid, K)
+                        aligns: Optional[Sequence[str]] = None,  # default: what the sample's kind supports
+                        sample_name: Optional[str] = None,       # default: the pair's name
+                        max_depth: Optional[float] = None,       # scale-shift cap (default: the pair's max_depth)
                        ) -> RealDepthScores:
-    "Score a scene-fitted depth probe zero-shot on a real image, after per-image scale(-shift) alignment."
-    grid, depth, valid = _real_inputs(features, sample, aligns)
-    pred = probe.predict(grid, tuple(depth.shape), 1)[0].cpu()
+    "Score a scene-fitted depth probe zero-shot on a real image, in the groups its ground truth supports."
+    aligns = _real_aligns(sample, aligns)
+    grid, valid = _real_inputs(features, sample)
+    pred = probe.predict(grid, tuple(valid.shape), 1)[0].cpu()
     if not torch.isfinite(pred).all():
         n_bad = int((~torch.isfinite(pred)).sum())
         raise ValueError(f"the probe's depth is not finite on {n_bad} pixels: the features are far outside its "
-                         "training range (a baseline must be made on the same grid size as for the training scenes)")
-    gt, mask = depth.float(), valid.bool() & (depth > 0)
-    scores = {a: evaluate_depth(pred[None], gt[None], mask[None], align=a) for a in aligns}
-    return RealDepthScores(scores, pred, grid.describe(), probe.features_desc, sample_name, scores[aligns[0]].n_images)
+                         "training range (build baselines on the image's own grid, position with ref_grid)")
+    scores = _real_scores(pred, sample, aligns, max_depth)
+    name = sample_name or getattr(sample, 'name', 'real image')
+    kind = getattr(sample, 'kind', 'metric')
+    return RealDepthScores(scores, pred, grid.describe(), probe.features_desc, name, 1, kind)

@@ -49,6 +49,7 @@ class ExtractSettings:
     crop: str = 'none'                  # 'none': squash to size; 'center': resize to cover size, crop the middle
     memory_budget_gb: Optional[float] = None  # refuse to run above this estimate; None: the device's free memory
     preset: Optional[str] = None        # a published setting (PRESETS): fills every field left at its default
+    feature: str = 'hidden'             # 'hidden' (block output), 'query' or 'key' (its self-attention)
 
     def __post_init__(self):
         _apply_preset(self)

@@ -21,6 +21,8 @@ from .encoding import (ExtractSettings, CheckedSettings, EncodedClip, TEMPORAL_M
                                 encode_clip, prepare_frames, fit_size, model_size, pool_size, chunk_size)
 from .frames import sample_indices
 from .memory import check_memory
+from functools import partial
+from .attention import capture_attention
 
 # %% auto #0
 __all__ = ['capture_blocks', 'FeatureSet', 'feature_key', 'cache_path', 'block_features', 'Featurizer', 'extract_features',
@@ -128,7 +130,7 @@ def load(cls: FeatureSet, path) -> FeatureSet:
                {k: v for k, v in info['aliases']})
 
 # %% ../nbs/04_extractor.ipynb #c016
-_KEY_DEFAULTS = dict(schedule='default', num_frames=None, framing=None, crop='none')  # keyed only when changed
+_KEY_DEFAULTS = dict(schedule='default', num_frames=None, framing=None, crop='none', feature='hidden')  # keyed if changed
 
 def feature_key(clip: Clip,                          # the clip (its content hash and size)
                 checked: CheckedSettings,            # from ExtractSettings.check(backbone)
@@ -166,7 +168,9 @@ def _window_pass(checked: CheckedSettings, info: TimestepInfo, lat, eps, skip: i
     "One forward on one window: {layer: grid [F', H', W', C] float32}, without the `skip` context latents."
     b = checked.backbone
     x_t = b.add_noise(lat, info, eps)
-    with capture_blocks(b, checked.layers, checked.settings.early_exit) as feats:
+    f = checked.settings.feature
+    capture = capture_blocks if f == 'hidden' else partial(capture_attention, feature=f)
+    with capture(b, checked.layers, early_exit=checked.settings.early_exit) as feats:
         b.forward(x_t, info, checked.prompt)
     # frames: B x 1 latent frames; video: 1 x F'
     return {l: b.to_grid(feats[l], x_t.shape).float().flatten(0, 1)[skip:] for l in checked.layers}

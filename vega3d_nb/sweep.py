@@ -15,7 +15,7 @@ import torch
 
 from . import metrics
 from .core import FeatureGrid, SceneClip
-from .metrics import PCK_ALPHAS
+from .metrics import PCK_ALPHAS, pck_column
 from .depth_probe import BASELINES, baseline_features, fit_depth_probe, probe_depth_scores, depth_score_columns
 from .correspondence import correspondence_queries, evaluate_correspondence
 
@@ -36,27 +36,36 @@ def check_split(train: Sequence[SceneClip], test: Sequence[SceneClip], val: Sequ
             raise ValueError(f"scene ids {sorted(both)[:5]} are in both {a} and {b}; splits must be disjoint by scene")
 
 # %% ../nbs/06c_sweep.ipynb #c011
-def _row(grid, source, probe, dscores, cscores):
-    "One per-seed table row: the grid's provenance, depth-score columns, lambda and PCK columns."
+def _row(grid, source, probe, dscores, cscores, px=None):
+    "One per-seed table row: the grid's provenance, depth-score columns, lambda and PCK columns (named by reference)."
     r = dict(source=source, weights=grid.weights, model_id=grid.model_id, layer=grid.layer, t=grid.timestep,
              sigma=grid.sigma, step_index=grid.step_index)
     r.update(depth_score_columns(dscores or {}))
     if probe is not None:
         r['lambda'] = probe.lam
     for gap, d in (cscores or {}).items():
-        r.update({f'pck@{al:.2f}.gap{gap}': v for al, v in d.items()})
+        r.update({pck_column(al, gap): v for al, v in d.items()})
+    for gap, d in (px or {}).items():
+        r.update({pck_column(t, gap, 'pixels'): v for t, v in d.items()})
     return r
 
-def _score_corr(feats, test, queries, alphas):
-    "PCK per gap pooled (query-weighted) over test clips, on precomputed queries (one dict per clip)."
-    tot, num = {}, {}
+def _score_corr(feats, test, queries, alphas, px_thresholds=()):
+    "(PCK, pixel-threshold PCK) per gap pooled (query-weighted) over test clips, on precomputed queries."
+    tot, num, px = {}, {}, {}
     for f, gt, q in zip(feats, test, queries):
-        cs = evaluate_correspondence(f, gt, alphas=alphas, queries=q)
+        cs = evaluate_correspondence(f, gt, alphas=alphas, queries=q, px_thresholds=px_thresholds)
         for g, d in cs.pck.items():
             n = cs.n_queries[g]
             num[g] = num.get(g, 0) + n
             tot[g] = {a: tot.get(g, {}).get(a, 0) + v * n for a, v in d.items()}
-    return {g: {a: v / num[g] for a, v in d.items()} for g, d in tot.items()}
+            px[g] = {t: px.get(g, {}).get(t, 0) + v * n for t, v in (cs.pck_px or {}).get(g, {}).items()}
+    mean = lambda t: {g: {a: v / num[g] for a, v in d.items()} for g, d in t.items() if d}
+    return mean(tot), mean(px)
+
+# %% ../nbs/06c_sweep.ipynb #c043
+def _max_depth(train: Sequence[SceneClip], max_depth=None):
+    "The scale-shift cap of a sweep: `max_depth`, else the deepest training pixel (no test answer read)."
+    return max(float(c.depth.max()) for c in train) if max_depth is None else max_depth
 
 # %% ../nbs/06c_sweep.ipynb #c013
 @dataclass
@@ -72,6 +81,8 @@ class _Probes:
     correspondence: bool
     queries: dict    # {seed: [correspondence_queries of each test clip]}
     pixels: dict     # {seed: training-pixel selections, shared by every feature source of a seed}
+    px_thresholds: Sequence[float] = ()  # also PCK at fixed pixel errors (Probe3D's 5, 10, 20)
+    max_depth: object = None  # scale-shift cap: None, the deepest training pixel; a number; 'image' (legacy)
 
     def row(self, tr, va, te, source: str, seed: int) -> dict:
         "Fit a depth probe on `tr` (lambda on `va`), score it and the correspondences on `te`."
@@ -79,16 +90,19 @@ class _Probes:
         vdep = None if self.val is None else depths(self.val)
         probe = fit_depth_probe(tr, depths(self.train), None, va, vdep, None, target=self.target,
                                 max_pixels=self.max_pixels, seed=seed, pixel_cache=self.pixels[seed])
-        ds = probe_depth_scores(probe, te, depths(self.test), average=self.average)
+        cap = _max_depth(self.train, self.max_depth)
+        ds = probe_depth_scores(probe, te, depths(self.test), average=self.average, max_depth=cap)
         score_corr = self.correspondence and te[0].feat_dim
-        cs = _score_corr(te, self.test, self.queries[seed], self.alphas) if score_corr else None
-        return dict(_row(te[0], source, probe, ds, cs), seed=seed)
+        cs, px = (_score_corr(te, self.test, self.queries[seed], self.alphas, self.px_thresholds) if score_corr
+                  else (None, None))
+        return dict(_row(te[0], source, probe, ds, cs, px), seed=seed)
 
     def identity_row(self, seed: int) -> dict:
         "The identity-match baseline's row (correspondence only)."
         g = FeatureGrid(torch.zeros(1, 1, 1, 0), model_id='identity match', weights='none')
-        cs = _score_corr(['identity'] * len(self.test), self.test, self.queries[seed], self.alphas)
-        return dict(_row(g, 'identity', None, None, cs), seed=seed)
+        ident = ['identity'] * len(self.test)
+        cs, px = _score_corr(ident, self.test, self.queries[seed], self.alphas, self.px_thresholds)
+        return dict(_row(g, 'identity', None, None, cs, px), seed=seed)
 
 # %% ../nbs/06c_sweep.ipynb #c015
 def _extract(sources, splits, seeds, timesteps, layers, progress) -> dict:
@@ -166,6 +180,8 @@ def sweep(feature_source: Callable,           # (clip, t, layers, seed) -> {laye
           max_pixels: int = 50_000,            # training pixels per probe
           n_queries: int = 100,                # correspondence queries per frame pair
           correspondence: bool = True,         # also score correspondences
+          px_thresholds: Sequence[float] = (), # also PCK at fixed pixel errors (Probe3D: 5, 10, 20): pck_px@ columns
+          max_depth=None,                      # scale-shift cap: None = deepest training pixel; 'image': legacy
           progress: bool = True,               # tqdm bar
           csv_path=None,                       # save the table here
          ) -> pd.DataFrame:
@@ -175,7 +191,7 @@ def sweep(feature_source: Callable,           # (clip, t, layers, seed) -> {laye
     queries = ({s: [correspondence_queries(c, gaps, n_queries, s) for c in test_clips] for s in seeds}
                if correspondence else {})
     probes = _Probes(train_clips, val_clips, test_clips, target, max_pixels, average, alphas, correspondence,
-                     queries, {s: {} for s in seeds})
+                     queries, {s: {} for s in seeds}, tuple(px_thresholds), max_depth)
     sources = [(n, fs) for n, fs in (('backbone', feature_source), ('random-init', random_source)) if fs is not None]
     splits = dict(train=list(train_clips), val=list(val_clips or []), test=list(test_clips))
     rows, grid_size = _feature_rows(probes, sources, splits, seeds, timesteps, layers, progress)
@@ -208,12 +224,14 @@ def sweep_attrs(average, target, train, val, test, seeds, seconds) -> dict:
     val_ids = "carved from train" if val is None else [c.scene_id for c in val]
     return {'depth averaging': 'per image (mean of per-image metrics)' if average == 'image' else 'pixel-pooled',
             'depth groups': 'none.* scale-aware (as predicted); scale.* least-squares scale; '
-                            'scale_shift.* scale and shift in inverse depth (scale-invariant)',
+                            'scale_shift.* scale and shift in inverse depth (scale_shift_inv, MiDaS; scale-invariant), '
+                            'aligned depth capped at the deepest training pixel',
             'probe': f'closed-form ridge on standardised features predicting {target}-depth; '
                      'lambda on a validation split of training scenes',
             'timestep convention': 't on the scheduler 0-1000 scale; sigma = fraction of noise in x_t; '
                                    'step_index into the scheduler timesteps',
-            'correspondence': 'PCK at alpha * max(H, W), cosine nearest neighbour at image resolution',
+            'correspondence': 'pck@ columns: PCK at alpha * max(H, W) of the image (reference image, <=); pck_px@: '
+                              'fixed pixel errors (strict <); cosine nearest neighbour at image resolution',
             'spread': f'mean and sample std over seeds {list(seeds)}',
             'scenes': f'train {[c.scene_id for c in train]}, val {val_ids}, test {[c.scene_id for c in test]}',
             'seconds': f'{seconds:.1f}'}
