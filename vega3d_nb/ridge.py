@@ -70,8 +70,9 @@ def ridge_path(m: RidgeMoments, lambdas: Sequence[float]) -> tuple:
     std = torch.where(std > 1e-6 * (1 + m.mean.abs()), std, torch.ones_like(std))  # constant to float accuracy
     G, r = m.G / (std[:, None] * std[None]) / n, m.r / std / n
     if len(lam) == 1 and lam[0] > 0:  # one penalty: a Cholesky solve is exact and cheaper than the eigenvectors
-        L = torch.linalg.cholesky(G + lam[0] * torch.eye(C, dtype=G.dtype, device=G.device))
-        return m.mean, std, m.ybar, torch.cholesky_solve(r[:, None], L)[:, 0][None]
+        L, info = torch.linalg.cholesky_ex(G + lam[0] * torch.eye(C, dtype=G.dtype, device=G.device))
+        if info == 0: return m.mean, std, m.ybar, torch.cholesky_solve(r[:, None], L)[:, 0][None]
+        # not positive definite (collinear features, float32 Gram rounding): the eigenvalues are clamped below
     evals, V = _eigh(G)
     return m.mean, std, m.ybar, ((V.T @ r)[None] / (evals.clamp_min(0)[None] + lam[:, None])) @ V.T
 

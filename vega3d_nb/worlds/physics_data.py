@@ -56,7 +56,7 @@ def load_physics_clip(path) -> PhysicsClip:
 # %% ../../nbs/02c_worlds_physics_data.ipynb #c010
 PHYSICS_SPLITS = ('train', 'val', 'test')
 _BLOCK = 1_000_000     # scene seeds per split: seed s, split k use [(3 s + k) B, (3 s + k + 1) B)
-_VERSION = 1           # bump when simulation or rendering changes, so old caches are not reused
+_VERSION = 2           # bump when simulation, cameras or rendering change, so old caches are not reused
 
 class PhysicsDataset(torch.utils.data.Dataset):
     "`n_clips` physics clips of one split, with disjoint scene seeds per split, cached on disk."
