@@ -18,6 +18,7 @@ import torch
 
 from .core import Clip, FeatureGrid, SceneClip, logger
 from .io import IMAGE_EXTS, VIDEO_EXTS, load_clip, sample_clip_paths, save_clip
+from .world_samples import load_physics_sample, physics_sample_names
 from .scenes import make_scene, render_scene_clip, sample_scene_clip, scene_splits
 
 # %% auto #0
@@ -191,6 +192,8 @@ def sample_label(name: str) -> str:
     if name == SYNTHETIC_SAMPLE:
         return f'{name} (synthetic, ground truth; IN distribution: a training scene of vega3d-tiny-scenes)'
     if name == HELDOUT_SAMPLE: return f'{name} (synthetic, ground truth; held out: a test-split scene)'
+    if name in physics_sample_names():
+        return f'{name} (MuJoCo physics, exact ground truth; out of distribution: a held-out physics clip)'
     return f'{name} (real video, no ground truth; out of distribution for vega3d-tiny-scenes)'
 
 # %% ../nbs/13_explorer.ipynb #c044
@@ -236,6 +239,9 @@ def _read_sample(sample: str, num_frames: int, size: int, limits: Limits, stride
             render_scene_clip(make_scene(HELDOUT_SCENE), num_frames, (size, size), 'orbit')
         scene.clip.source = sample
         return ClipInput(scene.clip, scene, sample)
+    if sample in physics_sample_names():      # exact depth, instances and tracks from the simulator
+        gt = load_physics_sample(sample, num_frames=num_frames, size=size)
+        return ClipInput(gt.clip, gt, sample)
     paths = sample_clip_paths()
     if sample not in paths: raise ValueError(f"unknown sample {sample!r}; bundled samples: {', '.join(paths)}")
     clip = load_clip(paths[sample], num_frames=num_frames, size=size, stride=stride, max_pixels=limits.max_pixels)
