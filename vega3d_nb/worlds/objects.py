@@ -14,6 +14,7 @@ import open3d as o3d
 import torch
 from fastcore.basics import patch
 
+from ..gt_files import load_gt_npz, save_gt_npz
 from ..core import Clip, SceneClip, cache_root, logger
 from ..scenes import _camera_rays, _cast
 from .mujoco import MujocoRenderer, import_mujoco
@@ -288,24 +289,15 @@ def save_object_render(r: ObjectRender, path) -> Path:
     "Write an ObjectRender to a compressed `.npz`."
     sp = r.spec
     meta = dict(spec={**asdict(sp), 'camera': asdict(sp.camera)}, camera_path=r.camera_path, fps=r.clip.fps)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp.npz')
-    arrays = {k: getattr(r, k).numpy() for k in _ARRAYS}
-    np.savez_compressed(tmp, frames=r.clip.to_uint8(), meta=json.dumps(meta), **arrays)
-    os.replace(tmp, path)
-    return path
+    return save_gt_npz(path, r.clip.to_uint8(), meta, {k: getattr(r, k) for k in _ARRAYS})
 
 # %% ../../nbs/02g_worlds_objects.ipynb #c037
 def load_object_render(path) -> ObjectRender:
     "Read a render written by `save_object_render`."
-    try:
-        with np.load(path) as z:
-            a, frames, meta = {k: torch.from_numpy(z[k]) for k in _ARRAYS}, z['frames'], json.loads(str(z['meta']))
-    except Exception as e: raise ValueError(f"cannot read an object render from {path}: {type(e).__name__}: {e}") from e
+    a, frames, meta = load_gt_npz(path, _ARRAYS, 'an object render')
     s = meta['spec']
     sp = ObjectSpec(**{**s, 'camera': OrbitCamera(**{**s['camera'], 'lookat': tuple(s['camera']['lookat'])})})
-    clip = Clip(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255, fps=meta['fps'],
+    clip = Clip(frames.permute(0, 3, 1, 2).float() / 255, fps=meta['fps'],
                 source=f'objects:{sp.mesh}:{sp.seed}')
     return ObjectRender(clip, a['depth'], a['depth'] > 0, a['normals'], a['object_ids'], a['K'], a['poses'], sp.seed,
                         meta['camera_path'], mesh=sp.mesh, category=mesh_info(sp.mesh).category, scale=sp.scale,

@@ -14,6 +14,7 @@ import torch
 from fastcore.basics import patch
 
 from ..core import Clip, cache_root, logger
+from ..gt_files import load_gt_npz, save_gt_npz
 from .physics import (Collision, OrbitCamera, PhysicsClip, PhysicsObject, PhysicsScene,
                                       make_physics_scene, render_physics_clip)
 
@@ -27,22 +28,12 @@ def save_physics_clip(gt: PhysicsClip, path) -> Path:
     "Write a PhysicsClip to a compressed `.npz`."
     meta = dict(objects=[asdict(o) for o in gt.objects], collisions=[asdict(c) for c in gt.collisions],
                 camera=asdict(gt.camera), removed=list(gt.removed), scene_id=gt.scene_id, fps=gt.clip.fps)
-    arrays = {k: getattr(gt, k).numpy() for k in _ARRAYS}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp.npz')
-    np.savez_compressed(tmp, frames=gt.clip.to_uint8(), meta=json.dumps(meta), **arrays)
-    os.replace(tmp, path)
-    return path
+    return save_gt_npz(path, gt.clip.to_uint8(), meta, {k: getattr(gt, k) for k in _ARRAYS})
 
 # %% ../../nbs/02c_worlds_physics_data.ipynb #c008
 def load_physics_clip(path) -> PhysicsClip:
     "Read a clip written by `save_physics_clip`."
-    try:
-        with np.load(path) as z:
-            a = {k: torch.from_numpy(z[k]) for k in _ARRAYS}
-            frames, meta = torch.from_numpy(z['frames']), json.loads(str(z['meta']))
-    except Exception as e: raise ValueError(f"cannot read a physics clip from {path}: {type(e).__name__}: {e}") from e
+    a, frames, meta = load_gt_npz(path, _ARRAYS, 'a physics clip')
     clip = Clip(frames.permute(0, 3, 1, 2).float() / 255, fps=meta['fps'], source=f"physics:{meta['scene_id']}")
     objects = [PhysicsObject(**{**o, 'position': tuple(o['position']), 'velocity': tuple(o['velocity'])})
                for o in meta['objects']]

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from fastcore.basics import patch
 
+from ..gt_files import load_gt_npz, save_gt_npz
 from ..core import Clip, cache_root, logger
 from .tabletop import VIEWS, OrbitPath, TabletopClip, check_task, render_tabletop_clip
 
@@ -28,22 +29,12 @@ def save_tabletop_clip(gt: TabletopClip, path) -> Path:
     meta = dict(task=gt.task, view=gt.view, body_names=gt.body_names, n_objects=gt.n_objects, success=gt.success,
                 orbit=None if gt.orbit is None else asdict(gt.orbit), scene_id=gt.scene_id, fps=gt.clip.fps,
                 camera_path=gt.camera_path)
-    arrays = {k: getattr(gt, k).numpy() for k in _ARRAYS}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp.npz')
-    np.savez_compressed(tmp, frames=gt.clip.to_uint8(), meta=json.dumps(meta), **arrays)
-    os.replace(tmp, path)
-    return path
+    return save_gt_npz(path, gt.clip.to_uint8(), meta, {k: getattr(gt, k) for k in _ARRAYS})
 
 # %% ../../nbs/02f_worlds_tabletop_data.ipynb #c008
 def load_tabletop_clip(path) -> TabletopClip:
     "Read a clip written by `save_tabletop_clip`."
-    try:
-        with np.load(path) as z:
-            a = {k: torch.from_numpy(z[k]) for k in _ARRAYS}
-            frames, meta = torch.from_numpy(z['frames']), json.loads(str(z['meta']))
-    except Exception as e: raise ValueError(f"cannot read a tabletop clip from {path}: {type(e).__name__}: {e}") from e
+    a, frames, meta = load_gt_npz(path, _ARRAYS, 'a tabletop clip')
     clip = Clip(frames.permute(0, 3, 1, 2).float() / 255, fps=meta['fps'],
                 source=f"tabletop:{meta['task']}:{meta['scene_id']}:{meta['view']}")
     orbit = None if meta['orbit'] is None else OrbitPath(**{**meta['orbit'], 'target': tuple(meta['orbit']['target'])})
