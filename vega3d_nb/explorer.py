@@ -18,15 +18,16 @@ import torch
 
 from .core import Clip, FeatureGrid, SceneClip, logger
 from .io import IMAGE_EXTS, VIDEO_EXTS, load_clip, sample_clip_paths, save_clip
+from .frames import frame_similarity, shot_cuts
 from .world_samples import load_physics_sample, physics_sample_names
 from .scenes import make_scene, render_scene_clip, sample_scene_clip, scene_splits
 
 # %% auto #0
 __all__ = ['CACHE_SIZES', 'MAX_NOISE', 'SYNTHETIC_SAMPLE', 'DEFAULT_FRAMES', 'DEFAULT_SIZE', 'HELDOUT_SAMPLE', 'HELDOUT_SCENE',
            'LRU', 'ExplorerCache', 'ViewSettings', 'view_settings', 'SceneSet', 'Workspace', 'Limits', 'ClipInput',
-           'check_upload', 'sample_names', 'sample_label', 'frame_similarity', 'shot_cuts', 'read_input',
-           'block_progress', 'clip_features', 'view_grid', 'FeatureView', 'pca_key', 'pca_overlay', 'features_view',
-           'input_video', 'pca_video', 'GatesView', 'gate_overlay', 'gates_view']
+           'check_upload', 'sample_names', 'sample_label', 'read_input', 'block_progress', 'clip_features', 'view_grid',
+           'FeatureView', 'pca_key', 'pca_overlay', 'features_view', 'input_video', 'pca_video', 'GatesView',
+           'gate_overlay', 'gates_view']
 
 # %% ../nbs/13_explorer.ipynb #c007
 class LRU:
@@ -197,22 +198,6 @@ def sample_label(name: str) -> str:
     return f'{name} (real video, no ground truth; out of distribution for vega3d-tiny-scenes)'
 
 # %% ../nbs/13_explorer.ipynb #c044
-def frame_similarity(frames: np.ndarray,  # [T, H, W, 3] uint8
-                    ) -> np.ndarray:      # [T-1] in [0, 1]
-    "Similarity of each frame to the next: the intersection of their 8x8x8-bin colour histograms."
-    q = frames.astype(np.int64) // 32
-    idx = (q[..., 0] * 64 + q[..., 1] * 8 + q[..., 2]).reshape(len(frames), -1)
-    h = np.stack([np.bincount(i, minlength=512) / i.size for i in idx])
-    return np.minimum(h[1:], h[:-1]).sum(1)
-
-def shot_cuts(frames: np.ndarray,      # [T, H, W, 3] uint8
-              drop: float = 0.5,       # a cut: similarity below `drop` x the clip's median and below `drop`
-             ) -> list:
-    "Indices k where frames k-1 and k lie on two sides of a shot cut."
-    if len(frames) < 2: return []
-    s = frame_similarity(frames)
-    return [k + 1 for k, v in enumerate(s) if v < drop * np.median(s) and v < drop]
-
 def _cut_warning(cuts: list) -> str:
     pairs = ', '.join(f'{k - 1}-{k}' for k in cuts)
     return (f'the sampled frames span a shot cut (similarity drops between frames {pairs}): features, '

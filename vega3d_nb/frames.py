@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['DEFAULT_MAX_PIXELS', 'sample_indices', 'target_size', 'resize_frames', 'ClipTooLargeError', 'check_clip_size']
+__all__ = ['DEFAULT_MAX_PIXELS', 'sample_indices', 'target_size', 'resize_frames', 'ClipTooLargeError', 'check_clip_size',
+           'frame_similarity', 'shot_cuts']
 
 # %% ../nbs/00a_frames.ipynb #c006
 def _check_count(name, value):
@@ -88,3 +89,20 @@ def check_clip_size(n_frames:int, h:int, w:int, max_pixels:int=DEFAULT_MAX_PIXEL
             f"{what} would be {n_frames} frames x {h}x{w} = {n:,} pixels ({n * 12 / 2**30:.1f} GiB as float32), "
             f"over the limit max_pixels={max_pixels:,}. Load less (num_frames=..., stride=..., size=...) or raise the "
             f"limit: load_clip(..., max_pixels={n})")
+
+# %% ../nbs/00a_frames.ipynb #c016
+def frame_similarity(frames: np.ndarray,  # [T, H, W, 3] uint8
+                    ) -> np.ndarray:      # [T-1] in [0, 1]
+    "Similarity of each frame to the next: the intersection of their 8x8x8-bin colour histograms."
+    q = frames.astype(np.int64) // 32
+    idx = (q[..., 0] * 64 + q[..., 1] * 8 + q[..., 2]).reshape(len(frames), -1)
+    h = np.stack([np.bincount(i, minlength=512) / i.size for i in idx])
+    return np.minimum(h[1:], h[:-1]).sum(1)
+
+def shot_cuts(frames: np.ndarray,      # [T, H, W, 3] uint8
+              drop: float = 0.5,       # a cut: similarity below `drop` x the clip's median and below `drop`
+             ) -> list:
+    "Indices k where frames k-1 and k lie on two sides of a shot cut."
+    if len(frames) < 2: return []
+    s = frame_similarity(frames)
+    return [k + 1 for k, v in enumerate(s) if v < drop * np.median(s) and v < drop]
