@@ -130,7 +130,8 @@ def load(cls: FeatureSet, path) -> FeatureSet:
                {k: v for k, v in info['aliases']})
 
 # %% ../nbs/04_extractor.ipynb #c016
-_KEY_DEFAULTS = dict(schedule='default', num_frames=None, framing=None, crop='none', feature='hidden')  # keyed if changed
+# settings that join the cache key only when they differ from these defaults, so older keys stay valid
+_KEY_DEFAULTS = dict(schedule='default', num_frames=None, framing=None, crop='none', feature='hidden')
 
 def feature_key(clip: Clip,                          # the clip (its content hash and size)
                 checked: CheckedSettings,            # from ExtractSettings.check(backbone)
