@@ -108,7 +108,7 @@ def encode_latents(vae:AutoencoderKLWan,
     "Posterior-mode latents `[N, C, T', h, w]` of uint8 clips, normalised with the config's stats by default."
     out = []
     for i in range(0, len(frames), batch_size):
-        out.append(vae.encode(to_model_range(frames[i:i + batch_size])).latent_dist.mode())
+        out.append(vae.encode(to_model_range(frames[i:i + batch_size]).to(vae.device)).latent_dist.mode().cpu())
         if len(frames) > 100 and (i // batch_size) % 50 == 0:
             logger.info(f'encoded {i + batch_size}/{len(frames)} clips')
     z = torch.cat(out)

@@ -164,10 +164,10 @@ def _card_head(info:dict) -> list:
     v, t = info['vae'], info['transformer']
     vc, tc = v['config'], t['config']
     return [f"# {info['model']}: a tiny Wan-architecture world simulator ({weights_label('trained')})", '',
-            'Weights kind: **trained** (trained in this repository on synthetic scenes; not a released checkpoint, '
+            'Weights kind: **trained** (trained in this repository on synthetic worlds; not a released checkpoint, '
             'not random).',
-            'Made by `nbs/10b_world_train.ipynb` (module `vega3d_nb.world.train`). Load it with '
-            "`vega3d_nb.backbones.load_backbone('vega3d-tiny-scenes')` or "
+            'Made by `vega3d_nb.world.run` (notebook `nbs/10e_world_run.ipynb`). Load it with '
+            f"`vega3d_nb.backbones.load_backbone('{info['model']}')` or "
             '`vega3d_nb.world.model.load_world_model(path)`.', '',
             '## Architecture', '',
             f"- VAE: `AutoencoderKLWan`, base_dim {vc['base_dim']}, z_dim {vc['z_dim']}, dim_mult {vc['dim_mult']}, "
@@ -184,14 +184,22 @@ def _card_head(info:dict) -> list:
 
 # %% ../../nbs/10a_world_report.ipynb #c021
 def _card_data(info:dict) -> list:
-    "The data section of the model card."
+    "The data section of the model card: the scenes-only set of the first model, or a world mixture."
     d = info['data']
+    if 'mix' not in d:
+        return ['## Data', '',
+                f"{d['n_train_clips']} clips of {d['n_frames']} x {d['size']} x {d['size']} from `vega3d_nb.scenes` "
+                f"(the VAE trained on all of them, the DiT on the latents of the first "
+                f"{d.get('n_dit_clips', d['n_train_clips'])}) "
+                f"(`SceneDataset(split='train', seed={d['seed']})`, cameras {', '.join(d['camera_paths'])} in turn); "
+                f"VAE PSNR on {d['n_val_clips']} held-out clips of the 'val' split.", '']
+    rows = [f"| {w} | {n} | {d['val_mix'].get(w, 0)} | {d['val_psnr_db'].get(w, float('nan')):.2f} |"
+            for w, n in d['mix'].items()]
     return ['## Data', '',
-            f"{d['n_train_clips']} clips of {d['n_frames']} x {d['size']} x {d['size']} from `vega3d_nb.scenes` "
-            f"(the VAE trained on all of them, the DiT on the latents of the first "
-            f"{d.get('n_dit_clips', d['n_train_clips'])}) "
-            f"(`SceneDataset(split='train', seed={d['seed']})`, cameras {', '.join(d['camera_paths'])} in turn); "
-            f"VAE PSNR on {d['n_val_clips']} held-out clips of the 'val' split.", '']
+            f"A mixture of the worlds (`vega3d_nb.world.data.world_mixture`), {d['n_frames']} x {d['size']} x "
+            f"{d['size']} clips from the train split of data seed {d['seed']}; held-out clips from its val split. "
+            "The probes score on seed 0's test splits, which no training set contains.", '',
+            '| world | train clips | held-out clips | VAE PSNR (dB) |', '|---|---|---|---|', *rows, '']
 
 def _card_changes(info:dict) -> list:
     "One line per settings change recorded on resume."
@@ -201,6 +209,13 @@ def _card_changes(info:dict) -> list:
             for name, st in stages for c in st.get('changes', [])]
 
 # %% ../../nbs/10a_world_report.ipynb #c022
+def _image_note(t:dict) -> str:
+    "How the DiT saw single frames: a share of every batch (joint training), or whole image batches (first model)."
+    if 'image_share' in t:
+        win = f", clip windows of {t['window']} latent frames" if t.get('window') else ''
+        return f"single-frame latents {t['image_share']:.0%} of every batch{win}"
+    return f"image batches {t['image_prob']:.0%}"
+
 def _card_training(info:dict) -> list:
     "The training table, wall time (with the machine and date when recorded) and how to reproduce the run."
     v, t = info['vae'], info['transformer']
@@ -214,7 +229,7 @@ def _card_training(info:dict) -> list:
             f"| held-out PSNR **{v['val_psnr_db']:.2f} dB** |",
             f"| DiT | {t['steps']} | {t['batch_size']} | {t['wall_s'] / 60:.1f} min | {t['final_loss']:.4f} "
             f"(flow-matching MSE, mean of last 500 steps) | AdamW lr {t['lr']:g}, EMA {t['ema_decay']}, "
-            f"image batches {t['image_prob']:.0%} |", '',
+            f"{_image_note(t)} |", '',
             *_card_changes(info), '',
             f"Total wall time {info['total_wall_s'] / 60:.1f} min{where}. "
             'Loss curves: `loss.html` (plotly; loads plotly.js from its CDN), `loss.png`.', '',
