@@ -50,7 +50,8 @@ def tabletop_clip_splits(n_train: int = 24, n_test: int = 16,
                          n_val: int = 0,           # 0: the probes carve validation clips from the training ones
                          n_frames: int = 8, size: int = 64,
                          seed: int = 0,            # dataset seed (splits are disjoint for every seed)
-                         task: str = 'Lift', view: str = 'agentview',
+                         task: str = 'Lift',
+                         view: str = 'orbit',      # the moving camera; 'agentview': robosuite's fixed one
                          cache_dir=None,           # as TabletopDataset
                         ) -> tuple:
     "(train, val or None, test) lists of TabletopClips from `TabletopDataset`'s disjoint splits."
