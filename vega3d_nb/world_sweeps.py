@@ -18,6 +18,7 @@ from .sweep import SWEEP_KEYS, check_split, summarize_sweep, sweep
 from .object_probe import (angular_error, object_positions, object_probe_scores, object_velocities,
                                     oracle_state_features, relative_error)
 from .worlds.objects import ObjectDataset
+from .worlds.mujoco import shared_gl
 from .worlds.physics_data import PhysicsDataset
 from .worlds.tabletop_data import TabletopDataset
 
@@ -337,7 +338,8 @@ def object_clip_splits(n_train: int = 24, n_test: int = 16,
                        turn: float = 90.0, cache_dir=None) -> tuple:
     "(train, val or None, test) lists of ObjectRenders from `ObjectDataset`'s disjoint splits."
     kw = dict(seed=seed, n_frames=n_frames, size=size, turn=turn, meshes=meshes, cache_dir=cache_dir)
-    return _load_splits(lambda n, sp: ObjectDataset(n, sp, **kw), n_train, n_test, n_val)
+    with shared_gl() as gl:   # renders not in the cache share one GL context
+        return _load_splits(lambda n, sp: ObjectDataset(n, sp, gl=gl, **kw), n_train, n_test, n_val)
 
 # %% ../nbs/06e_world_sweeps.ipynb #c032
 WORLD_SPLITS = {'physics': (physics_clip_splits, {}),     # world: (clip splits, its object-probe settings)
