@@ -311,3 +311,18 @@ def test_default_models_are_the_shipped_offline_ones(tmp_path):
     assert m.mllm is not None and m.mllm.vlm.weights == 'trained', m.mllm_note
     label = H.chat_model_label(m)
     assert 'SmolLM2' in label and 'CPU' in label, label
+
+
+@pytest.mark.parametrize('name', ['tabletop_lift_23000000', 'objects_duck_23000001'])
+def test_world_samples_score_against_exact_truth(models, name):
+    "The tabletop and objects samples load with their simulator's ground truth, and the depth view scores against it."
+    from vega3d_nb.world_samples import load_world_sample
+    s = H.load_input(models, H.new_session(models), sample=name, num_frames=3, size=32)
+    truth = load_world_sample(name, num_frames=3, size=32)
+    assert s.scene is not None and torch.equal(s.scene.depth, truth.depth) and torch.equal(s.scene.K, truth.K)
+    assert torch.equal(s.scene.object_ids, truth.object_ids) and torch.equal(s.scene.poses, truth.poses)
+    assert 'exact ground truth' in H.E.sample_label(name)
+    d = H.depth_view(models, s, bb(models), 300, 1, frame=0)
+    row = d.table.iloc[0]
+    assert row['scored_on'].startswith('this clip') and 0 <= row['none.delta1'] <= 1
+    assert (d.table['scored_on'] == 'held-out test scenes').any()

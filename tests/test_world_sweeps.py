@@ -50,6 +50,8 @@ def test_clear_errors():
     tr, _, te = physics_clip_splits(2, 1, n_frames=4, size=32)
     with pytest.raises(ValueError, match='in both train and test'):
         world_sweep(None, tr, tr[:1], objects=True, correspondence=False)
+    with pytest.raises(ValueError, match='unknown world'):
+        run_world_sweep(None, world='clevrer')
 
 
 def test_run_world_sweep_csv(tmp_path):

@@ -19,7 +19,7 @@ import torch
 from .core import Clip, FeatureGrid, SceneClip, logger
 from .io import IMAGE_EXTS, VIDEO_EXTS, load_clip, sample_clip_paths, save_clip
 from .frames import frame_similarity, shot_cuts
-from .world_samples import load_physics_sample, physics_sample_names
+from .world_samples import SAMPLE_LABELS, load_world_sample, sample_world, world_sample_names
 from .scenes import make_scene, render_scene_clip, sample_scene_clip, scene_splits
 
 # %% auto #0
@@ -193,8 +193,9 @@ def sample_label(name: str) -> str:
     if name == SYNTHETIC_SAMPLE:
         return f'{name} (synthetic, ground truth; IN distribution: a training scene of vega3d-tiny-scenes)'
     if name == HELDOUT_SAMPLE: return f'{name} (synthetic, ground truth; held out: a test-split scene)'
-    if name in physics_sample_names():
-        return f'{name} (MuJoCo physics, exact ground truth; out of distribution: a held-out physics clip)'
+    if name in world_sample_names():
+        w = sample_world(name)
+        return f'{name} ({SAMPLE_LABELS[w]}, exact ground truth; out of distribution: a held-out {w} clip)'
     return f'{name} (real video, no ground truth; out of distribution for vega3d-tiny-scenes)'
 
 # %% ../nbs/13_explorer.ipynb #c044
@@ -224,8 +225,8 @@ def _read_sample(sample: str, num_frames: int, size: int, limits: Limits, stride
             render_scene_clip(make_scene(HELDOUT_SCENE), num_frames, (size, size), 'orbit')
         scene.clip.source = sample
         return ClipInput(scene.clip, scene, sample)
-    if sample in physics_sample_names():      # exact depth, instances and tracks from the simulator
-        gt = load_physics_sample(sample, num_frames=num_frames, size=size)
+    if sample in world_sample_names():      # exact depth, instances and tracks from the simulator
+        gt = load_world_sample(sample, num_frames=num_frames, size=size)
         return ClipInput(gt.clip, gt, sample)
     paths = sample_clip_paths()
     if sample not in paths: raise ValueError(f"unknown sample {sample!r}; bundled samples: {', '.join(paths)}")

@@ -279,5 +279,7 @@ def pck_column(threshold: float, gap: int, reference: str = 'image') -> str:
 
 # %% ../nbs/05a_metrics.ipynb #c023
 def higher_is_better(metric: str) -> bool:
-    "True for δ thresholds, PCK and correlations (as named in sweep columns); False for errors such as AbsRel."
-    return metric.split('.')[-1] in HIGHER_IS_BETTER or metric.startswith('pck')
+    "True for δ, PCK, correlations, R² and accuracies (as named in sweep columns); False for every error."
+    last = metric.split('.')[-1]
+    if last in HIGHER_IS_BETTER or metric.startswith('pck') or last == 'r2': return True
+    return last.startswith('accuracy') or last.endswith('_accuracy')

@@ -18,8 +18,8 @@ from .depth_probe import DEFAULT_LAMBDAS, RidgeFit, fit_ridge
 # %% auto #0
 __all__ = ['OBJECT_TARGETS', 'object_positions', 'object_velocities', 'pool_under_masks', 'ObjectSamples', 'object_samples',
            'collision_labels', 'PairSamples', 'pair_samples', 'RegressionProbe', 'fit_regression', 'LogisticProbe',
-           'fit_logistic', 'position_error', 'relative_error', 'r2_score', 'binary_scores', 'majority_scores',
-           'object_probe_scores', 'oracle_state_features']
+           'fit_logistic', 'position_error', 'relative_error', 'r2_score', 'angular_error', 'binary_scores',
+           'majority_scores', 'object_probe_scores', 'oracle_state_features']
 
 # %% ../nbs/06d_object_probe.ipynb #c007
 def _to_camera(vectors: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
@@ -83,12 +83,20 @@ class ObjectSamples:
 
     def __len__(self): return len(self.features)
 
-def _target_fns(targets) -> dict:
-    "{name: clip -> [T, N, D]} from names of OBJECT_TARGETS and/or a {name: function} dict."
+def _named_targets(targets) -> dict:
+    "{name: function or (function, scorer)} from names of OBJECT_TARGETS and/or a dict of them."
     if isinstance(targets, dict): return dict(targets)
     bad = [t for t in targets if t not in OBJECT_TARGETS]
     if bad: raise ValueError(f"unknown object targets {bad}; use {tuple(OBJECT_TARGETS)} or a {{name: function}} dict")
     return {t: OBJECT_TARGETS[t] for t in targets}
+
+def _target_fns(targets) -> dict:
+    "{name: clip -> [T, N, D]} of the targets (a target may come as a (function, scorer) pair)."
+    return {n: t[0] if isinstance(t, tuple) else t for n, t in _named_targets(targets).items()}
+
+def _target_scorers(targets) -> dict:
+    "{name: (pred [N, D], true [N, D]) -> {metric: float}} of the targets given with their own scorer."
+    return {n: t[1] for n, t in _named_targets(targets).items() if isinstance(t, tuple)}
 
 # %% ../nbs/06d_object_probe.ipynb #c019
 def _n_objects(gt) -> int: return _body_poses(gt).shape[1]
@@ -274,7 +282,7 @@ def position_error(pred: torch.Tensor,  # [N, D] predicted vectors
     return (pred.double() - true.double()).norm(dim=-1).mean().item()
 
 def relative_error(pred: torch.Tensor, true: torch.Tensor) -> float:
-    "Mean |pred - true| / |true| (e.g. AbsRel of object depth)."
+    "Mean |pred - true| / |true| over every element (e.g. AbsRel of object depth, or of box extents)."
     return ((pred.double() - true.double()).abs() / true.double().abs().clamp_min(1e-12)).mean().item()
 
 def r2_score(pred: torch.Tensor, true: torch.Tensor) -> float:
@@ -282,6 +290,14 @@ def r2_score(pred: torch.Tensor, true: torch.Tensor) -> float:
     p, t = pred.double().reshape(len(pred), -1), true.double().reshape(len(true), -1)
     sst = (t - t.mean(0)).pow(2).sum(0).clamp_min(1e-12)
     return (1 - (p - t).pow(2).sum(0) / sst).mean().item()
+
+def angular_error(pred: torch.Tensor,  # [N, 2] predicted directions, e.g. (cos, sin) of an angle (any length)
+                  true: torch.Tensor,  # [N, 2] true directions
+                 ) -> torch.Tensor:
+    "Angle between predicted and true 2D directions `[N]`, degrees in [0, 180]."
+    ang = lambda v: torch.atan2(v[:, 1].double(), v[:, 0].double())
+    d = ang(pred) - ang(true)
+    return torch.rad2deg(torch.atan2(d.sin(), d.cos()).abs())
 
 # %% ../nbs/06d_object_probe.ipynb #c038
 def binary_scores(pred: torch.Tensor,   # [N] bool predictions
@@ -308,8 +324,8 @@ def _carve_clips(feats, clips, val_fraction) -> tuple:
     k = n - max(1, round(val_fraction * n))
     return list(feats[:k]), list(clips[:k]), list(feats[k:]), list(clips[k:])
 
-def _regression_columns(tr: ObjectSamples, va: ObjectSamples, te: ObjectSamples, lambdas) -> dict:
-    "Error, R² and sample count of a ridge probe per target (plus the relative error of depth for 'position')."
+def _regression_columns(tr: ObjectSamples, va: ObjectSamples, te: ObjectSamples, lambdas, scorers=None) -> dict:
+    "Error, R², sample count and the target's own scores of a ridge probe per target (position: depth AbsRel)."
     r = {}
     for name in te.targets:
         probe = fit_regression(tr.features, tr.targets[name], va.features, va.targets[name], lambdas)
@@ -318,6 +334,7 @@ def _regression_columns(tr: ObjectSamples, va: ObjectSamples, te: ObjectSamples,
         r.update({f'{name}.err': position_error(pred, true), f'{name}.r2': r2_score(pred, true),
                   f'{name}.n_test': len(te)})
         if name == 'position': r['position.z_abs_rel'] = relative_error(pred[:, 2], true[:, 2])
+        if name in (scorers or {}): r.update({f'{name}.{k}': v for k, v in scorers[name](pred, true).items()})
     return r
 
 # %% ../nbs/06d_object_probe.ipynb #c042
@@ -334,7 +351,7 @@ def _collision_columns(tr: PairSamples, va: PairSamples, te: PairSamples, lambda
 def object_probe_scores(train_feats: Sequence, train_clips: Sequence,  # FeatureGrids and their clips
                         test_feats: Sequence, test_clips: Sequence,    # held-out clips (other scenes)
                         val_feats: Optional[Sequence] = None, val_clips: Optional[Sequence] = None,  # default: carved
-                        targets=('position', 'velocity'),   # names of OBJECT_TARGETS, or {name: clip -> [T, N, D]}
+                        targets=('position', 'velocity'),   # names of OBJECT_TARGETS, or {name: fn or (fn, scorer)}
                         collide: bool = True,               # also the 'collide within `horizon` s' probe
                         horizon: float = 0.5, extra: float = 1.0,  # see collision_labels
                         lambdas: Sequence[float] = DEFAULT_LAMBDAS, min_pixels: int = 4, val_fraction: float = 0.25,
@@ -344,17 +361,20 @@ def object_probe_scores(train_feats: Sequence, train_clips: Sequence,  # Feature
         train_feats, train_clips, val_feats, val_clips = _carve_clips(train_feats, train_clips, val_fraction)
     splits = [(train_feats, train_clips), (val_feats, val_clips), (test_feats, test_clips)]
     tr, va, te = [object_samples(f, c, targets, min_pixels) for f, c in splits]
-    r = _regression_columns(tr, va, te, lambdas)
+    r = _regression_columns(tr, va, te, lambdas, _target_scorers(targets))
     if collide:
         r.update(_collision_columns(*[pair_samples(f, c, horizon, extra, min_pixels) for f, c in splits], lambdas))
     return r
 
 # %% ../nbs/06d_object_probe.ipynb #c045
-def oracle_state_features(gt) -> FeatureGrid:
-    "The exact camera position and velocity of the object under each pixel `[T, H, W, 6]` (0 off objects)."
-    state = torch.cat([object_positions(gt), object_velocities(gt)], -1).float().nan_to_num()   # [T, N, 6]
-    ids = torch.as_tensor(gt.object_ids)
-    per_px = torch.cat([torch.zeros(ids.shape[0], 1, 6), state], 1)                             # row 0: no object
-    idx = ids.clamp(0, state.shape[1]).flatten(1)[..., None].expand(-1, -1, 6)
-    f = per_px.gather(1, idx).reshape(*ids.shape, 6) * (ids > 0)[..., None]
+def oracle_state_features(gt,
+                          targets=('position', 'velocity'),  # the probe targets whose exact values to spread
+                         ) -> FeatureGrid:
+    "The exact targets of the object under each pixel `[T, H, W, D]` (0 off objects): the probes' ceiling."
+    ys = [fn(gt).double() for fn in _target_fns(targets).values()]
+    state = torch.cat([y.reshape(*y.shape[:2], -1) for y in ys], -1).float().nan_to_num()   # [T, N, D]
+    ids, D = torch.as_tensor(gt.object_ids), state.shape[-1]
+    per_px = torch.cat([torch.zeros(ids.shape[0], 1, D), state], 1)                        # row 0: no object
+    idx = ids.clamp(0, state.shape[1]).flatten(1)[..., None].expand(-1, -1, D)
+    f = per_px.gather(1, idx).reshape(*ids.shape, D) * (ids > 0)[..., None]
     return FeatureGrid(f, model_id='oracle-state', weights='none', image_size=tuple(ids.shape[1:]))

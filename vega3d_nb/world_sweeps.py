@@ -13,17 +13,29 @@ import torch
 
 from . import metrics
 from .core import FeatureGrid, weights_label
-from .depth_probe import BASELINES, baseline_features
+from .depth_probe import BASELINES, baseline_features, fit_depth_probe, probe_depth_scores
 from .sweep import SWEEP_KEYS, check_split, summarize_sweep, sweep
-from .object_probe import object_probe_scores, oracle_state_features
+from .object_probe import (angular_error, object_positions, object_probe_scores, object_velocities,
+                                    oracle_state_features, relative_error)
+from .worlds.objects import ObjectDataset
+from .worlds.mujoco import shared_gl
 from .worlds.physics_data import PhysicsDataset
+from .worlds.tabletop_data import TabletopDataset
 
 # %% auto #0
-__all__ = ['OBJECT_BASELINES', 'DEPTH_COLUMNS', 'OBJECT_COLUMNS', 'physics_clip_splits', 'MemoSource', 'object_sweep',
-           'object_sweep_attrs', 'WorldSweep', 'world_sweep', 'object_higher_is_better', 'summary_table', 'world_table',
-           'markdown_table', 'world_markdown', 'run_world_sweep']
+__all__ = ['TABLETOP_TARGETS', 'OBJECT_BASELINES', 'DEPTH_COLUMNS', 'OBJECT_COLUMNS', 'OBJECT_VIEW_TARGETS', 'WORLD_SPLITS',
+           'physics_clip_splits', 'tabletop_clip_splits', 'task_objects_only', 'MemoSource', 'object_sweep',
+           'object_sweep_attrs', 'WorldSweep', 'world_sweep', 'summary_table', 'world_table', 'markdown_table',
+           'world_markdown', 'baseline_delta1_by_clip', 'mean_and_se', 'azimuth_target', 'box_size_target',
+           'azimuth_scores', 'box_size_scores', 'object_clip_splits', 'run_world_sweep']
 
 # %% ../nbs/06e_world_sweeps.ipynb #c005
+def _load_splits(dataset: Callable,   # (n, split) -> a dataset of n clips of that split
+                 n_train: int, n_test: int, n_val: int) -> tuple:
+    "(train, val or None, test) lists of clips of a dataset's disjoint splits."
+    load = lambda n, sp: [dataset(n, sp)[i] for i in range(n)]
+    return load(n_train, 'train'), (load(n_val, 'val') if n_val else None), load(n_test, 'test')
+
 def physics_clip_splits(n_train: int = 24, n_test: int = 16,
                         n_val: int = 0,          # 0: the probes carve validation clips from the training ones
                         n_frames: int = 8, size: int = 64,
@@ -32,8 +44,30 @@ def physics_clip_splits(n_train: int = 24, n_test: int = 16,
                        ) -> tuple:
     "(train, val or None, test) lists of PhysicsClips from `PhysicsDataset`'s disjoint splits."
     kw = dict(seed=seed, n_frames=n_frames, size=size, cache_dir=cache_dir)
-    load = lambda n, sp: [PhysicsDataset(n, sp, **kw)[i] for i in range(n)]
-    return load(n_train, 'train'), (load(n_val, 'val') if n_val else None), load(n_test, 'test')
+    return _load_splits(lambda n, sp: PhysicsDataset(n, sp, **kw), n_train, n_test, n_val)
+
+# %% ../nbs/06e_world_sweeps.ipynb #c035
+def tabletop_clip_splits(n_train: int = 24, n_test: int = 16,
+                         n_val: int = 0,           # 0: the probes carve validation clips from the training ones
+                         n_frames: int = 8, size: int = 64,
+                         seed: int = 0,            # dataset seed (splits are disjoint for every seed)
+                         task: str = 'Lift',
+                         view: str = 'orbit',      # the moving camera; 'agentview': robosuite's fixed one
+                         cache_dir=None,           # as TabletopDataset
+                        ) -> tuple:
+    "(train, val or None, test) lists of TabletopClips from `TabletopDataset`'s disjoint splits."
+    kw = dict(seed=seed, task=task, view=view, n_frames=n_frames, size=size, cache_dir=cache_dir)
+    return _load_splits(lambda n, sp: TabletopDataset(n, sp, **kw), n_train, n_test, n_val)
+
+def task_objects_only(fn: Callable) -> Callable:
+    "A probe target restricted to a clip's task objects (ids 1..`n_objects`): NaN, so skipped, on the other bodies."
+    def target(gt) -> torch.Tensor:
+        y, n = fn(gt).clone(), getattr(gt, 'n_objects', None)
+        if n is not None: y[:, n:] = float('nan')
+        return y
+    return target
+
+TABLETOP_TARGETS = {'position': task_objects_only(object_positions), 'velocity': task_objects_only(object_velocities)}
 
 # %% ../nbs/06e_world_sweeps.ipynb #c008
 class MemoSource:
@@ -57,9 +91,10 @@ def _provenance(grid: FeatureGrid, source: str) -> dict:
     return dict(source=source, weights=grid.weights, model_id=grid.model_id, layer=grid.layer, t=grid.timestep,
                 sigma=grid.sigma, step_index=grid.step_index)
 
-def _object_baseline(name: str, gt, grid_size: tuple) -> FeatureGrid:
-    "A baseline's features of one clip: the oracle state, or a depth-probe feature baseline on `grid_size`."
-    return oracle_state_features(gt) if name == 'oracle-state' else baseline_features(name, gt.clip, grid_size)
+def _object_baseline(name: str, gt, grid_size: tuple, targets=('position', 'velocity')) -> FeatureGrid:
+    "A baseline's features of one clip: the exact `targets` (oracle), or a depth-probe baseline on `grid_size`."
+    if name == 'oracle-state': return oracle_state_features(gt, targets)
+    return baseline_features(name, gt.clip, grid_size)
 
 # %% ../nbs/06e_world_sweeps.ipynb #c012
 @dataclass
@@ -79,6 +114,11 @@ class _ObjectProbes:
         "(train, val or None, test) grids of one (t, layer, seed) from a source."
         get = lambda cs: [source(c.clip, t, [layer], seed)[layer] for c in cs]
         return get(self.train), (None if self.val is None else get(self.val)), get(self.test)
+
+    def baseline(self, name: str, clips: Optional[Sequence], grid_size: tuple) -> Optional[list]:
+        "A baseline's grids of some clips (None for None), its oracle made of the probes' targets."
+        targets = self.probe_kw.get('targets', ('position', 'velocity'))
+        return None if clips is None else [_object_baseline(name, c, grid_size, targets) for c in clips]
 
 # %% ../nbs/06e_world_sweeps.ipynb #c013
 def object_sweep(feature_source: Optional[Callable],  # (clip, t, layers, seed) -> {layer: FeatureGrid}; None: baselines
@@ -106,8 +146,8 @@ def object_sweep(feature_source: Optional[Callable],  # (clip, t, layers, seed) 
     grid_size = grid_size or tuple(s // 8 for s in test_clips[0].clip.size)
     for seed in seeds:
         for b in baselines:
-            mk = lambda cs: None if cs is None else [_object_baseline(b, c, grid_size) for c in cs]
-            rows.append(pr.row(mk(train_clips), mk(val_clips), mk(test_clips), b, seed))
+            grids = [pr.baseline(b, cs, grid_size) for cs in (train_clips, val_clips, test_clips)]
+            rows.append(pr.row(*grids, b, seed))
     df = summarize_sweep(pd.DataFrame(rows))
     df.attrs.update(object_sweep_attrs(train_clips, val_clips, test_clips, seeds, time.perf_counter() - t0))
     return df
@@ -118,7 +158,9 @@ def object_sweep_attrs(train, val, test, seeds, seconds) -> dict:
     val_ids = 'carved from train (last quarter)' if val is None else [c.scene_id for c in val]
     return {'object pooling': 'mean of the feature cells under the mask, weighted by the share of each cell covered',
             'object targets': 'position (m) and velocity (m/s) in camera axes; <target>.err = mean Euclidean error, '
-                              '<target>.r2 = R² about the test mean; position.z_abs_rel = AbsRel of object depth',
+                              '<target>.r2 = R² about the test mean; position.z_abs_rel = AbsRel of object depth; '
+                              'azimuth: (cos, sin), angular_err in degrees, accuracy@30 = share within 30°; '
+                              'box_size: 3 extents (m), rel_err = mean relative error',
             'collision probe': 'class-balanced L2 logistic on (f_a + f_b) / 2 and |f_a - f_b|: does the pair collide '
                                'within 0.5 s; floor: collide.majority_accuracy (balanced floor 0.5)',
             'probe': 'closed-form ridge / logistic on standardised features, lambda on validation clips',
@@ -188,17 +230,17 @@ def world_sweep(backbone,                      # a Backbone, or None for the bas
 # %% ../nbs/06e_world_sweeps.ipynb #c022
 DEPTH_COLUMNS = ('none.delta1', 'none.abs_rel', 'scale_shift.delta1', 'pck@0.10.gap1', 'pck@0.10.gap4')
 OBJECT_COLUMNS = ('position.err', 'position.z_abs_rel', 'position.r2', 'velocity.err', 'velocity.r2',
-                  'collide.accuracy', 'collide.balanced_accuracy', 'collide.majority_accuracy')
+                  'collide.accuracy', 'collide.balanced_accuracy', 'collide.majority_accuracy',
+                  'azimuth.angular_err', 'azimuth.accuracy@30', 'box_size.rel_err', 'box_size.r2')
 
-def object_higher_is_better(metric: str) -> bool:
-    "True for R², accuracies and the depth table's δ / PCK; False for errors."
-    last = metric.split('.')[-1]
-    return last in ('r2', 'accuracy', 'balanced_accuracy', 'majority_accuracy') or metrics.higher_is_better(metric)
+def _first_present(df: pd.DataFrame, columns: Sequence[str]) -> str:
+    "The first of `columns` that `df` has (the first one if it has none)."
+    return next((c for c in columns if c in df), columns[0])
 
 # %% ../nbs/06e_world_sweeps.ipynb #c023
 def _best_rows(df: pd.DataFrame, select: str) -> pd.DataFrame:
     "One row per source: the best on `select` where a source has several cells (backbone, random-init)."
-    hib, keep = object_higher_is_better(select), []
+    hib, keep = metrics.higher_is_better(select), []
     for s in df['source'].unique():
         sub = df[df['source'] == s]
         vals = sub[select] if select in sub else pd.Series(float('nan'), index=sub.index)
@@ -220,10 +262,13 @@ def summary_table(df: pd.DataFrame, columns: Sequence[str], select: str, digits:
         out[c] = [fmt(m, s) for m, s in zip(best[c], best[f'{c}.std'])]
     return out
 
-def world_table(ws: WorldSweep, select_depth: str = 'none.delta1', select_objects: str = 'position.err') -> tuple:
+def world_table(ws: WorldSweep, select_depth: str = 'none.delta1',
+                select_objects: Optional[str] = None,   # default: the first of OBJECT_COLUMNS in the table
+               ) -> tuple:
     "(depth table, object table) of a world sweep: one row per source at its best cell."
     dt = summary_table(ws.depth, DEPTH_COLUMNS, select_depth)
-    return dt, (summary_table(ws.objects, OBJECT_COLUMNS, select_objects) if len(ws.objects) else None)
+    if not len(ws.objects): return dt, None
+    return dt, summary_table(ws.objects, OBJECT_COLUMNS, select_objects or _first_present(ws.objects, OBJECT_COLUMNS))
 
 # %% ../nbs/06e_world_sweeps.ipynb #c025
 def markdown_table(df: pd.DataFrame) -> str:
@@ -237,22 +282,86 @@ def world_markdown(ws: WorldSweep) -> str:
     who = ws.backbone or 'baselines only'
     parts = [f'### {ws.world}: probe sweep, {who}', '', f"Spread: {ws.depth.attrs.get('spread', '')}.", '',
              '**Depth and correspondence** (best cell by none.delta1)', '', markdown_table(dt)]
-    if ot is not None: parts += ['', '**Objects** (best cell by position.err)', '', markdown_table(ot)]
+    by = _first_present(ws.objects, OBJECT_COLUMNS)
+    if ot is not None: parts += ['', f'**Objects** (best cell by {by})', '', markdown_table(ot)]
     return '\n'.join(parts)
 
+# %% ../nbs/06e_world_sweeps.ipynb #c037
+def baseline_delta1_by_clip(train_clips: Sequence, test_clips: Sequence,  # clips with depth, disjoint scenes
+                            baseline: str = 'position',   # a depth-probe feature baseline (BASELINES)
+                            grid_size: tuple = (8, 8), seed: int = 0) -> torch.Tensor:
+    "Scale-aware δ1 of a baseline's depth probe on each test clip `[n_test]` (the mean over its frames)."
+    feats = lambda cs: [baseline_features(baseline, c.clip, grid_size) for c in cs]
+    probe = fit_depth_probe(feats(train_clips), [c.depth for c in train_clips], seed=seed)
+    scores = probe_depth_scores(probe, feats(test_clips), [c.depth for c in test_clips], aligns=('none',))['none']
+    return torch.tensor(scores.per_image['delta1']).reshape(len(test_clips), -1).mean(1)
+
+def mean_and_se(x: torch.Tensor) -> tuple:
+    "Mean and standard error (sample std / sqrt n) of per-clip scores `[n]`."
+    x = torch.as_tensor(x, dtype=torch.float64)
+    return x.mean().item(), (x.std() / len(x) ** 0.5).item() if len(x) > 1 else float('nan')
+
+# %% ../nbs/06e_world_sweeps.ipynb #c043
+def _need(gt, attr: str, what: str):
+    "`gt.attr`, or a ValueError saying which clips carry it."
+    v = getattr(gt, attr, None)
+    if v is None: raise ValueError(f"the {what} probe needs clips with `{attr}` (ObjectRender from worlds.objects); "
+                                   f"got a {type(gt).__name__} without it")
+    return torch.as_tensor(v).double()
+
+def azimuth_target(gt) -> torch.Tensor:
+    "(cos, sin) of the camera's azimuth about the object's up axis `[T, 1, 2]`."
+    a = torch.deg2rad(_need(gt, 'azimuth', 'azimuth'))
+    return torch.stack([a.cos(), a.sin()], -1)[:, None]
+
+def box_size_target(gt) -> torch.Tensor:
+    "The object's 3D box extents along its canonical axes, in every frame `[T, 1, 3]`, metres."
+    return _need(gt, 'box_size', 'box size').reshape(1, 1, 3).expand(gt.num_frames, 1, 3)
+
+# %% ../nbs/06e_world_sweeps.ipynb #c044
+def azimuth_scores(pred: torch.Tensor, true: torch.Tensor) -> dict:
+    "Mean angular error (degrees) of predicted (cos, sin) azimuths `[N, 2]`, and the share within 30°."
+    e = angular_error(pred, true)
+    return {'angular_err': e.mean().item(), 'accuracy@30': (e <= 30).double().mean().item()}
+
+def box_size_scores(pred: torch.Tensor, true: torch.Tensor) -> dict:
+    "Mean relative error of predicted box extents `[N, 3]` (over samples and extents)."
+    return {'rel_err': relative_error(pred, true)}
+
+OBJECT_VIEW_TARGETS = {'azimuth': (azimuth_target, azimuth_scores), 'box_size': (box_size_target, box_size_scores)}
+
+def object_clip_splits(n_train: int = 24, n_test: int = 16,
+                       n_val: int = 0,          # 0: the probes carve validation renders from the training ones
+                       n_frames: int = 1,       # 1: single views; more: turntable clips
+                       size: int = 64, seed: int = 0,
+                       meshes: Optional[Sequence] = None,  # as ObjectDataset (None: every pybullet mesh)
+                       turn: float = 90.0, cache_dir=None) -> tuple:
+    "(train, val or None, test) lists of ObjectRenders from `ObjectDataset`'s disjoint splits."
+    kw = dict(seed=seed, n_frames=n_frames, size=size, turn=turn, meshes=meshes, cache_dir=cache_dir)
+    with shared_gl() as gl:   # renders not in the cache share one GL context
+        return _load_splits(lambda n, sp: ObjectDataset(n, sp, gl=gl, **kw), n_train, n_test, n_val)
+
 # %% ../nbs/06e_world_sweeps.ipynb #c032
-def run_world_sweep(backbone,                 # a Backbone, a registered name or a folder
+WORLD_SPLITS = {'physics': (physics_clip_splits, {}),     # world: (clip splits, its object-probe settings)
+                'tabletop': (tabletop_clip_splits, dict(targets=TABLETOP_TARGETS, collide=False)),
+                'objects': (object_clip_splits, dict(targets=OBJECT_VIEW_TARGETS, collide=False))}
+
+def run_world_sweep(backbone,                 # a Backbone, a registered name or a folder; None: the baselines alone
                     n_train: int = 32, n_val: int = 8, n_test: int = 16, n_frames: int = 8, size: int = 64,
                     timesteps: Sequence[float] = (100, 300, 500), layers: Optional[Sequence[int]] = None,
                     seeds: Sequence[int] = (0, 1, 2), out_dir=None,  # write depth / object CSVs here
+                    world: str = 'physics',   # a key of WORLD_SPLITS
+                    split_kw: Optional[dict] = None,  # more for the world's splits, e.g. dict(view='orbit')
                     cache_dir=None, device=None, **kw) -> WorldSweep:
-    "The physics world sweep of a backbone on `physics_clip_splits`, optionally saved as two CSVs."
+    "The sweep of a backbone on one world's clip splits (`WORLD_SPLITS`), optionally saved as two CSVs."
     from pathlib import Path
     from vega3d_nb.backbones import load_backbone
     from vega3d_nb.sweep import save_sweep_csv
+    if world not in WORLD_SPLITS: raise ValueError(f"unknown world {world!r}; choose one of {', '.join(WORLD_SPLITS)}")
+    splits, probe_kw = WORLD_SPLITS[world]
     bb = load_backbone(backbone, device=device) if isinstance(backbone, str) else backbone
-    tr, va, te = physics_clip_splits(n_train, n_test, n_val, n_frames, size, cache_dir=cache_dir)
-    ws = world_sweep(bb, tr, te, timesteps, layers, seeds, val_clips=va, **kw)
+    tr, va, te = splits(n_train, n_test, n_val, n_frames, size, cache_dir=cache_dir, **(split_kw or {}))
+    ws = world_sweep(bb, tr, te, timesteps, layers, seeds, val_clips=va, world=world, **{**probe_kw, **kw})
     if out_dir is not None:
         save_sweep_csv(ws.depth, Path(out_dir) / f'{ws.world}_depth_sweep.csv')
         save_sweep_csv(ws.objects, Path(out_dir) / f'{ws.world}_object_sweep.csv')

@@ -4,13 +4,13 @@
 
 # %% ../../nbs/01c_worlds_mujoco.ipynb #c002
 from __future__ import annotations
-import os
+import contextlib, os
 
 import numpy as np
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['import_mujoco', 'MujocoRenderer']
+__all__ = ['import_mujoco', 'open_gl', 'MujocoRenderer', 'shared_gl']
 
 # %% ../../nbs/01c_worlds_mujoco.ipynb #c005
 def import_mujoco():
@@ -20,18 +20,27 @@ def import_mujoco():
     return mujoco
 
 # %% ../../nbs/01c_worlds_mujoco.ipynb #c008
+def open_gl(width: int = 64, height: int = 64):
+    "A current headless OpenGL context (`mujoco.GLContext`), or a clear error naming the osmesa fallback."
+    mj = import_mujoco()
+    try:
+        gl = mj.GLContext(width, height)
+        gl.make_current()
+    except Exception as e:
+        raise RuntimeError(f"MuJoCo could not open a headless OpenGL context with MUJOCO_GL="
+                           f"{os.environ.get('MUJOCO_GL')!r} ({type(e).__name__}: {e}). Try MUJOCO_GL=osmesa "
+                           f"with Debian's libosmesa6 installed (apt-get install libosmesa6).") from e
+    return gl
+
+# %% ../../nbs/01c_worlds_mujoco.ipynb #c015
 class MujocoRenderer:
     "Offscreen RGB + metric depth + instance ids from MuJoCo's low-level renderer, for one model's camera."
-    def __init__(self, m, size: tuple, camera: str = 'cam'):
+    def __init__(self, m, size: tuple, camera: str = 'cam',
+                 gl=None):   # an open GL context to render in (see `shared_gl`; its owner frees it); None: its own
         mj, (self.H, self.W), self.m = import_mujoco(), size, m
-        try:
-            self.gl = mj.GLContext(self.W, self.H)
-            self.gl.make_current()
-        except Exception as e:
-            raise RuntimeError(f"MuJoCo could not open a headless OpenGL context with MUJOCO_GL="
-                               f"{os.environ.get('MUJOCO_GL')!r} ({type(e).__name__}: {e}). Try MUJOCO_GL=osmesa "
-                               f"with Debian's libosmesa6 installed (apt-get install libosmesa6).") from e
-        self.con = mj.MjrContext(m, mj.mjtFontScale.mjFONTSCALE_150)
+        self.own_gl, self.gl = gl is None, open_gl(self.W, self.H) if gl is None else gl
+        self.gl.make_current()
+        self.con = mj.MjrContext(m, mj.mjtFontScale.mjFONTSCALE_50)   # the smallest font: no text is drawn
         mj.mjr_setBuffer(mj.mjtFramebuffer.mjFB_OFFSCREEN, self.con)
         self.scn, self.opt, self.cam = mj.MjvScene(m, 1000), mj.MjvOption(), mj.MjvCamera()
         self.cam.type, self.cam.fixedcamid = mj.mjtCamera.mjCAMERA_FIXED, m.camera(camera).id
@@ -43,9 +52,9 @@ class MujocoRenderer:
         return self.near / (1 - buf.astype(np.float64) * (1 - self.near / self.far))
 
     def close(self):
-        "Free the GL resources (call once; the renderer is unusable afterwards)."
+        "Free the model's GL resources, and the GL context if it is the renderer's own (the renderer is done)."
         self.con.free()
-        self.gl.free()
+        if self.own_gl: self.gl.free()
 
 # %% ../../nbs/01c_worlds_mujoco.ipynb #c009
 @patch
@@ -74,3 +83,11 @@ def render(self: MujocoRenderer, d,
         if g.objtype == import_mujoco().mjtObj.mjOBJ_GEOM: lut[k] = instance_of_geom.get(g.objid, -1)
     ids = lut[np.where((idx >= 0) & (idx < self.scn.ngeom), idx, self.scn.ngeom)]
     return rgb, np.where(ids >= 0, self.metric_depth(buf), 0.0).astype(np.float32), ids
+
+# %% ../../nbs/01c_worlds_mujoco.ipynb #c013
+@contextlib.contextmanager
+def shared_gl(width: int = 64, height: int = 64):
+    "One headless GL context for many `MujocoRenderer(..., gl=gl)`s inside the block, freed on exit."
+    gl = open_gl(width, height)
+    try: yield gl
+    finally: gl.free()

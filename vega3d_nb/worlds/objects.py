@@ -206,10 +206,10 @@ def _build(spec: ObjectSpec, size: tuple) -> tuple:
     return _model(info, np.multiply(info.aspect, k), -k * c0, _quat(_upright(info)), spec.camera, size,
                   COLORS[spec.color], spec.background)
 
-def _render_frames(spec: ObjectSpec, poses: np.ndarray, size: tuple) -> tuple:
+def _render_frames(spec: ObjectSpec, poses: np.ndarray, size: tuple, gl=None) -> tuple:
     "RGB, depth, ids, normals per frame (stacked), and the world vertices of the first frame."
     (m, d), K, cam, mj, out = _build(spec, size), spec.camera.intrinsics(size), spec.camera.pose(), import_mujoco(), []
-    r = MujocoRenderer(m, size)
+    r = MujocoRenderer(m, size, gl=gl)
     try:
         for k, P in enumerate(poses):
             d.mocap_pos[0], d.mocap_quat[0] = P[:3, 3], _quat(P[:3, :3])
@@ -263,12 +263,13 @@ def render_object(spec: ObjectSpec,
                   n_frames: int = 1,      # 1: a single view; more: a turntable clip
                   size=(64, 64),
                   turn: float = 90.0,     # degrees the object spins over a turntable clip
+                  gl=None,                # an open GL context to render in (`worlds.mujoco.shared_gl`); None: its own
                  ) -> ObjectRender:
     "Render `spec` in MuJoCo: frames with exact depth, mask, normals, K, pose, oriented 3D box and viewpoint."
     size = (size, size) if isinstance(size, int) else tuple(size)
     if n_frames < 1: raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     bp, cam = _box_poses(spec, n_frames, turn), spec.camera.pose()
-    rgb, depth, ids, normals, v0 = _render_frames(spec, bp, size)
+    rgb, depth, ids, normals, v0 = _render_frames(spec, bp, size, gl)
     local = (v0 - bp[0, :3, 3]) @ bp[0, :3, :3]
     lo, hi = local.min(0), local.max(0)
     bp[:, :3, 3] += bp[:, :3, :3] @ ((lo + hi) / 2)            # the box centre (the body origin, up to rounding)
@@ -323,14 +324,15 @@ class ObjectDataset(torch.utils.data.Dataset):
     def __init__(self, n_renders: int, split: str = 'train', seed: int = 0, n_frames: int = 1, size=(64, 64),
                  turn: float = 90.0,
                  meshes: Optional[Sequence] = None,   # names to draw from (None: all of PYBULLET_MESHES)
-                 cache_dir=None):                     # None: cache_root('objects'); False: no disk cache
+                 cache_dir=None,                      # None: cache_root('objects'); False: no disk cache
+                 gl=None):                            # a GL context to render in while it is open (`shared_gl`)
         if split not in OBJECT_SPLITS: raise ValueError(f"split must be one of {OBJECT_SPLITS}, got {split!r}")
         if not 0 < n_renders <= _BLOCK: raise ValueError(f"n_renders must be between 1 and {_BLOCK}, got {n_renders}")
         if seed < 0: raise ValueError(f"seed must be >= 0, got {seed}")
         self.meshes = list(PYBULLET_MESHES) if meshes is None else list(meshes)
         make_object_spec(0, self.meshes)                 # checks the names once
         self.n_renders, self.split, self.seed, self.n_frames, self.turn = n_renders, split, seed, n_frames, turn
-        self.size = (size, size) if isinstance(size, int) else tuple(size)
+        self.size, self.gl = ((size, size) if isinstance(size, int) else tuple(size)), gl
         base = (3 * seed + OBJECT_SPLITS.index(split)) * _BLOCK
         self.render_ids = [base + i for i in range(n_renders)]
         self.cache_dir = None if cache_dir is False else Path(cache_dir or cache_root('objects'))
@@ -357,6 +359,6 @@ def __getitem__(self: ObjectDataset, i: int) -> ObjectRender:
         try: return load_object_render(p)
         except ValueError as e: logger.warning(f"re-rendering unreadable cache file {p}: {e}")
     self.n_rendered += 1
-    r = render_object(self.spec(i), self.n_frames, self.size, self.turn)
+    r = render_object(self.spec(i), self.n_frames, self.size, self.turn, self.gl)
     if p is not None: save_object_render(r, p)
     return r
