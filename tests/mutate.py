@@ -16,6 +16,11 @@ BIN = Path(sys.executable).parent  # the venv running this script holds nbdev_ex
 KEYS = ('id', 'notebook', 'old', 'new', 'notebooks', 'tests', 'why')
 
 
+def tool(name: str) -> str:
+    "A console script of the venv running this script (else the one on PATH)."
+    return str(BIN / name) if (BIN / name).exists() else (shutil.which(name) or name)
+
+
 def load_mutations(folder: Path) -> list:
     "Every mutation in `folder/*.json`, checked for its keys and for unique ids."
     muts = []
@@ -71,7 +76,7 @@ def run_targets(root: Path, notebooks: list, tests: list, timeout: float) -> tup
     env = dict(os.environ, PYTHONPATH=str(root), VEGA3D_CACHE=str(root / '.cache'), PYTHONHASHSEED='0',
                HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TOKENIZERS_PARALLELISM='false')
     env.setdefault('OMP_NUM_THREADS', '1')
-    cmds = [(nb, [str(BIN / 'nbdev_test'), '--path', nb]) for nb in notebooks]
+    cmds = [(nb, [tool('nbdev_test'), '--path', nb]) for nb in notebooks]
     if tests:
         cmds.append((' '.join(tests), [sys.executable, '-m', 'pytest', '-q', '-x', '-p', 'no:cacheprovider', *tests]))
     for name, cmd in cmds:
@@ -101,7 +106,7 @@ def check(m: dict, timeout: float) -> dict:
         before = lib_hash(root)
         nb_path.write_text(json.dumps(apply_mutation(json.loads(nb_path.read_text()), m['old'], m['new']), indent=1,
                                       ensure_ascii=False) + '\n')
-        r = subprocess.run([str(BIN / 'nbdev_export')], cwd=root, capture_output=True, text=True)
+        r = subprocess.run([tool('nbdev_export')], cwd=root, capture_output=True, text=True)
         if r.returncode or lib_hash(root) == before:
             return dict(m, status='bad mutation', target='nbdev_export', seconds=time.time() - t0,
                         log=r.stderr[-2000:] or 'the mutation did not change vega3d_nb/: mutate an export cell')
