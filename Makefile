@@ -4,7 +4,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS  ?=
 
-.PHONY: install test app lab export bench clean
+.PHONY: install test app lab export bench mutate clean
 
 $(STAMP): settings.ini setup.py .ci/install.sh
 	VENV=$(VENV) bash .ci/install.sh
@@ -25,6 +25,10 @@ app: install
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: install
 	$(VENV)/bin/jupyter lab nbs --ip=127.0.0.1 $(ROOT_FLAG) $(ARGS)
+
+# Known bugs put into a scratch copy, one at a time: every one must be caught (slow; not part of `make test`).
+mutate: install
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} nice -n 10 $(PY) tests/mutate.py $(ARGS)
 
 bench: install
 	for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
