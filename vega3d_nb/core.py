@@ -60,7 +60,8 @@ class Clip:
         if not isinstance(f, torch.Tensor) or f.ndim != 4 or f.shape[1] != 3:
             raise ValueError(f"Clip.frames must be a [T, 3, H, W] tensor, got {getattr(f, 'shape', type(f))}")
         if f.shape[0] == 0:
-            raise ValueError("Clip has zero frames")
+            raise ValueError("Clip has zero frames: give at least one [3, H, W] frame "
+                             "(an empty or fully corrupt video decodes to none)")
         if self.frame_indices is None:
             self.frame_indices = list(range(f.shape[0]))
 
