@@ -9,12 +9,13 @@ from contextlib import contextmanager
 import torch
 
 from .diffusion import Backbone
+from .encoding import FEATURES
 
 # %% auto #0
 __all__ = ['ATTENTION_FEATURES', 'self_attention', 'capture_attention']
 
 # %% ../nbs/04b_attention.ipynb #c005
-ATTENTION_FEATURES = ('query', 'key')
+ATTENTION_FEATURES = FEATURES[1:]   # 'query', 'key'
 
 class _StopAttention(Exception):
     "Raised by the deepest hook to end the forward early; caught by `capture_attention`."

@@ -18,14 +18,15 @@ from .diffusion import Backbone
 from .backbones import prompt_embeds
 
 # %% auto #0
-__all__ = ['TEMPORAL_MODES', 'FIT_FRAMES', 'CROPS', 'PRESETS', 'AUTO_CHUNK_FRAMES', 'FRAMINGS', 'ExtractSettings', 'Preset',
-           'chunk_size', 'check_encoding', 'CheckedSettings', 'pool_size', 'fit_size', 'model_size', 'framed_size',
-           'apply_framing', 'prepare_frames', 'EncodedClip', 'encode_clip']
+__all__ = ['TEMPORAL_MODES', 'FIT_FRAMES', 'CROPS', 'FEATURES', 'PRESETS', 'AUTO_CHUNK_FRAMES', 'FRAMINGS', 'ExtractSettings',
+           'Preset', 'chunk_size', 'check_encoding', 'CheckedSettings', 'pool_size', 'fit_size', 'model_size',
+           'framed_size', 'apply_framing', 'prepare_frames', 'EncodedClip', 'encode_clip']
 
 # %% ../nbs/03a_encoding.ipynb #c006
 TEMPORAL_MODES = ('frames', 'video')
 FIT_FRAMES = ('pad', 'trim')
 CROPS = ('none', 'center')
+FEATURES = ('hidden', 'query', 'key')   # a block's output, or its self-attention's queries / keys
 
 @dataclass
 class ExtractSettings:
@@ -142,6 +143,12 @@ def check_encoding(s: ExtractSettings, backbone: Backbone):
         raise ValueError(f"temporal must be one of {TEMPORAL_MODES}, got {s.temporal!r}")
     if s.temporal == 'video' and not backbone.is_video:
         raise ValueError(f"{backbone.name} is an image model and runs frame by frame: use temporal='frames'")
+    if s.feature not in FEATURES:
+        raise ValueError(f"feature must be one of {FEATURES} ('hidden': the block output; 'query' / 'key': its "
+                         f"self-attention), got {s.feature!r}")
+    if s.feature != 'hidden' and backbone.family == 'sd':
+        raise ValueError(f"{backbone.name} is a UNet: query / key features exist for the transformer families "
+                         "(Wan, CogVideoX); use feature='hidden'")
     if s.fit_frames not in FIT_FRAMES:
         raise ValueError(f"fit_frames must be 'pad' or 'trim', got {s.fit_frames!r}")
     if s.crop not in CROPS:
