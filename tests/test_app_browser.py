@@ -151,8 +151,9 @@ def _query_marker(before, after, summary: str):
         (after[..., 2] < 80)
     ys, xs = np.nonzero(new_yellow)
     assert len(xs) >= 9, f'no query marker drawn ({len(xs)} new yellow pixels)'
-    sx, sy = (xs.mean() + 0.5) / (x + 0.5), (ys.mean() + 0.5) / (y + 0.5)  # the display scale, from each axis
-    assert abs(sx - sy) <= 0.1 * sx and abs(sx - round(sx)) <= 0.2, (x, y, xs.mean(), ys.mean(), sx, sy)
+    cx, cy = xs.mean() + 0.5, ys.mean() + 0.5  # the dot's centre in image pixels
+    s = round(cy / (y + 0.5))  # the integer display scale the app drew at
+    assert s >= 1 and abs(cx - (x + 0.5) * s) <= 1.5 and abs(cy - (y + 0.5) * s) <= 1.5, (x, y, cx, cy, s)
 
 
 def _canvas_is_drawn(page, selector: str) -> bool:
