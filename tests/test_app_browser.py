@@ -1,9 +1,10 @@
 """The app in a real browser: headless Debian chromium driven by Playwright (never `playwright install`).
 
 Launches `app/app.py` on a free loopback port with the tiny-random backbone, loads the bundled synthetic sample, moves
-the layer slider and checks the PCA image changes, types an out-of-range timestep (clamped, one warning), clicks a
-correspondence point, fits the depth probe (its table read against the best baseline, its point cloud drawn by
-software WebGL), computes the fusion gates, asks one chat question and clears it, picks a backbone whose weights are
+the layer slider and checks the PCA image's pixels change, types an out-of-range timestep (clamped, one warning), clicks
+a correspondence point (the query marker's pixels sit where the summary says the query is), fits the depth probe (its
+table read against the best baseline, the rendered ground-truth panel differs between two frames, its point cloud drawn
+by software WebGL), computes the fusion gates, asks one chat question and clears it, picks a backbone whose weights are
 missing (the app keeps the working one), uploads an image (a one-frame clip in every tab) and then a corrupt file
 (the error is shown and the image stays loaded) while the page keeps working.
 Every request leaving 127.0.0.1 is blocked and must not happen. Screenshots go to a temp dir (printed; kept when
@@ -12,6 +13,7 @@ VEGA3D_KEEP_SCREENSHOTS=1).
 import os, shutil, socket, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,10 +109,56 @@ def _close_toasts(page):
         except Exception: pass
 
 
+def _png(data_url: str):
+    "The RGB pixels (float) of a base64 PNG data URL."
+    import base64, io
+    from PIL import Image
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(',', 1)[1]))).convert('RGB')).astype(float)
+
+
+def _img_pixels(page, elem_id: str, timeout: float = 60):
+    "The pixels of the element's image as the browser decoded them, at its natural size (drawn onto a canvas)."
+    url = page.wait_for_function("""(sel) => {
+        const img = document.querySelector(sel);
+        if (!img || !img.complete || !img.naturalWidth) return null;
+        const c = document.createElement('canvas');
+        c.width = img.naturalWidth;
+        c.height = img.naturalHeight;
+        c.getContext('2d').drawImage(img, 0, 0);
+        return c.toDataURL('image/png');
+    }""", arg=f'#{elem_id} img', timeout=timeout * 1000).json_value()
+    return _png(url)
+
+
+def _heatmap_panels(page, title: str, timeout: float = 60) -> list:
+    "The rendered heatmap images (left to right) of the plotly figure titled `title`, once it is drawn."
+    hrefs = page.wait_for_function("""(title) => {
+        const plot = [...document.querySelectorAll('.js-plotly-plot')].find(
+            p => [...p.querySelectorAll('.gtitle')].some(t => t.textContent.includes(title)));
+        if (!plot) return null;
+        const hrefs = [...plot.querySelectorAll('g.hm image')].map(
+            e => e.getAttribute('href') || e.getAttribute('xlink:href'));
+        return hrefs.length && hrefs.every(h => h && h.startsWith('data:image/png')) ? hrefs : null;
+    }""", arg=title, timeout=timeout * 1000).json_value()
+    return [_png(h) for h in hrefs]
+
+
+def _query_marker(before, after, summary: str):
+    "Check the yellow query dot drawn after a click is centred on the pixel the summary names, at one integer scale."
+    import re
+    x, y = (int(v) for v in re.search(r'Query \((\d+), (\d+)\)', summary).groups())
+    new_yellow = (np.abs(after - before).sum(-1) > 30) & (after[..., 0] > 200) & (after[..., 1] > 200) & \
+        (after[..., 2] < 80)
+    ys, xs = np.nonzero(new_yellow)
+    assert len(xs) >= 9, f'no query marker drawn ({len(xs)} new yellow pixels)'
+    cx, cy = xs.mean() + 0.5, ys.mean() + 0.5  # the dot's centre in image pixels
+    s = round(cy / (y + 0.5))  # the integer display scale the app drew at
+    assert s >= 1 and abs(cx - (x + 0.5) * s) <= 1.5 and abs(cy - (y + 0.5) * s) <= 1.5, (x, y, cx, cy, s)
+
+
 def _canvas_is_drawn(page, selector: str) -> bool:
     "The element's pixels vary (a blank or failed WebGL canvas is one flat colour)."
     import io
-    import numpy as np
     from PIL import Image
     loc = page.locator(selector).first
     loc.wait_for(timeout=60_000)
@@ -145,6 +193,8 @@ def test_app_in_a_real_browser(app_url, capsys):
             page.get_by_role('tab', name='Features').click()
             first = _wait_new_src(page, 'pca_image', '', 90)
             expect(page.locator('#feat_caption')).to_contain_text('layer 2')
+            pca_layer2 = _img_pixels(page, 'pca_image')
+            assert pca_layer2.std() > 5, 'the PCA image is one flat colour'
             page.screenshot(path=str(shots / '1-features.png'), full_page=True)
 
             marks.append(('2', time.time()))
@@ -154,6 +204,9 @@ def test_app_in_a_real_browser(app_url, capsys):
             expect(page.locator('#feat_caption')).to_contain_text('layer 0', timeout=30_000)
             expect(page.locator('#feat_caption')).to_contain_text('Reused cached features')
             assert second != first
+            pca_layer0 = _img_pixels(page, 'pca_image')
+            assert pca_layer0.shape == pca_layer2.shape and np.abs(pca_layer0 - pca_layer2).mean() > 2, \
+                'the PCA image looks the same at layers 0 and 2'
             page.screenshot(path=str(shots / '2-layer0.png'), full_page=True)
 
             marks.append(('2b', time.time()))
@@ -171,8 +224,11 @@ def test_app_in_a_real_browser(app_url, capsys):
             img = page.locator('#corr_frame0 img').first
             img.wait_for(timeout=30_000)
             box = img.bounding_box()
+            src0, frame_before = _img_src(page, 'corr_frame0'), _img_pixels(page, 'corr_frame0')
             img.click(position={'x': box['width'] * 0.45, 'y': box['height'] * 0.7})
             expect(page.locator('#corr_summary')).to_contain_text('PCK', timeout=60_000)
+            _wait_new_src(page, 'corr_frame0', src0, 60)
+            _query_marker(frame_before, _img_pixels(page, 'corr_frame0'), page.locator('#corr_summary').inner_text())
             assert _img_src(page, 'corr_matches')
             page.screenshot(path=str(shots / '3-correspondence.png'), full_page=True)
 
@@ -184,6 +240,13 @@ def test_app_in_a_real_browser(app_url, capsys):
             expect(page.locator('#depth_table')).to_contain_text('than', timeout=30_000)  # read against a baseline
             assert 'WORSE than' in page.locator('#depth_table').inner_text() or \
                 'better than' in page.locator('#depth_table').inner_text()
+            gt0, pred0 = _heatmap_panels(page, 'frame 0')[:2]
+            assert gt0.std() > 5 and np.abs(gt0 - pred0).mean() > 1, 'the truth and prediction panels look the same'
+            marks.append(('4-frame', time.time()))
+            _set_slider(page, 'depth_frame', 3)
+            page.click('#depth_btn')
+            gt3 = _heatmap_panels(page, 'frame 3')[0]
+            assert gt3.shape == gt0.shape and abs(gt3.mean() - gt0.mean()) > 0.5, 'frame 3 shows the same truth'
             marks.append(('4-cloud', time.time()))
             assert _canvas_is_drawn(page, '#depth_cloud .gl-container canvas, #depth_cloud canvas'), \
                 'the point cloud canvas is blank'
@@ -231,7 +294,6 @@ def test_app_in_a_real_browser(app_url, capsys):
             page.get_by_role('tab', name='Input').click()
             png = shots / 'photo.png'
             from PIL import Image
-            import numpy as np
             Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(png)
             page.locator('#upload input[type=file]').set_input_files(str(png))
             expect(page.locator('#input_info')).to_contain_text('1 frame (an image)', timeout=60_000)

@@ -38,8 +38,13 @@ def test_chat_refuses_empty_folder_and_bad_arrays(fused, tmp_path):
 def test_chat_from_a_frame_array_streams_text(fused):
     frames = np.random.default_rng(0).integers(0, 255, (2, 56, 56, 3), dtype=np.uint8)
     out = list(fused.chat(frames, 'how many objects?', max_new_tokens=3))
-    assert all(isinstance(p, str) for p in out)
+    assert out and all(isinstance(p, str) and p for p in out), f'nothing streamed: {out}'
     assert fused.last_gate.shape == (2, 2, 2)
+    tok = fused.vlm.tokenizer
+    with torch.no_grad():  # the streamed pieces are the greedy answer to the same inputs
+        inp = fused.prepare_chat(frames, 'how many objects?', max_new_tokens=3)
+        ids = fused.vlm.lm.generate(**inp, max_new_tokens=3, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert ''.join(out) == tok.decode(ids[0, inp['input_ids'].shape[1]:], skip_special_tokens=True)
 
 
 def test_bench_fusion_runs_on_cpu():

