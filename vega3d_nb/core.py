@@ -18,8 +18,8 @@ from fastcore.basics import patch
 logger = logging.getLogger('vega3d_nb')
 
 # %% auto #0
-__all__ = ['logger', 'WEIGHT_LABELS', 'WEIGHT_KINDS', 'default_device', 'weights_label', 'cache_root', 'Clip', 'FeatureGrid',
-           'SceneClip']
+__all__ = ['logger', 'WEIGHT_LABELS', 'WEIGHT_KINDS', 'default_device', 'machine_description', 'weights_label', 'cache_root',
+           'Clip', 'FeatureGrid', 'SceneClip']
 
 # %% ../nbs/00_core.ipynb #c006
 def default_device() -> torch.device:
@@ -28,6 +28,15 @@ def default_device() -> torch.device:
     if acc is not None and acc.is_available():
         return torch.device(acc.current_accelerator())
     return torch.device('cpu')
+
+def machine_description(device='cpu') -> str:
+    "The machine a measurement ran on, in words, as results, cards and training records name it."
+    import platform
+    if str(device).startswith('cuda') and torch.cuda.is_available():
+        return f'one {torch.cuda.get_device_name(torch.device(device))} GPU'
+    n = torch.get_num_threads()
+    cpu = platform.processor() or platform.machine()
+    return f'a {os.cpu_count()}-core {cpu} CPU ({n} torch thread{"s" if n > 1 else ""})'
 
 # %% ../nbs/00_core.ipynb #c009
 WEIGHT_LABELS = {'real': 'real weights', 'random-init': 'random weights', 'trained': 'trained here',

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/12_small_vlm_ablation.ipynb #c002
 from __future__ import annotations
-import hashlib, json, os, platform, time
+import hashlib, json, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from fastcore.script import call_parse
 
-from ..core import logger, weights_label
+from ..core import logger, machine_description, weights_label
 from .qa import (QUESTION_TYPES, SMALL_VLM_FRAMES, SpatialQASet, chance_baseline,
                                     majority_baseline, make_spatial_qa)
 from .model import (SMALL_VLM_ASSETS, SMOLLM2_GGUF, build_small_vlm, load_smollm2,
@@ -149,11 +149,6 @@ def eval_subset(test:SpatialQASet, per_type:int) -> list:
             seen[q.qtype] = seen.get(q.qtype, 0) + 1
     return out
 
-def _machine() -> str:
-    "The machine a measurement ran on, as results and cards name it."
-    cpu = platform.processor() or platform.machine()
-    return f"{cpu} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)"
-
 # %% ../../nbs/12_small_vlm_ablation.ipynb #c015
 def _backbones(name:str) -> tuple:
     "(trained backbone or None, random-init backbone of the same architecture, note)."
@@ -261,7 +256,7 @@ def _results_md(ab:AblationResult, note:str, command:str, wall:dict) -> str:
         "(disjoint scenes). Baselines: majority = the candidate most frequent as the answer of that type in train; "
         "chance = mean 1/#candidates.",
         f"{note}", '', ab.markdown(), '', f"Command: `{command}`", '',
-        f'Wall times of this command on {_machine()}: ' + ', '.join(f'{k} {v:.0f} s' for k, v in wall.items())
+        f'Wall times of this command on {machine_description()}: ' + ', '.join(f'{k} {v:.0f} s' for k, v in wall.items())
         + ' (finished runs are reused from work_dir). Training time per run (when it ran), mean over seeds: ' + train_s,
         ''])
 
@@ -330,7 +325,7 @@ def _ship_stage(ab:AblationResult, streams:dict, backbones:tuple, train:SpatialQ
                 eval_indices=idx,
                 eval=dict(accuracy=sc.accuracy, n=sc.n, method=sc.method, predictions=sc.predictions),
                 eval_majority=maj, command=command, beats_majority=bool(sc.accuracy['all'] > maj['all']),
-                machine=_machine())
+                machine=machine_description())
     outp = save_small_vlm(model, out, **info)
     _card(outp, json.loads((outp / 'small_vlm.json').read_text()), ab.markdown())
     return _shipped_md(best, sd, log, sc, maj, llm_batch, llm_lr, eval_per_type)

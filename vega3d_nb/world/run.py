@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10e_world_run.ipynb #c002
 from __future__ import annotations
-import json, os, platform, time
+import json, time
 from pathlib import Path
 from typing import Optional
 
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from fastcore.script import call_parse
 
-from ..core import logger, cache_root
+from ..core import logger, cache_root, machine_description
 from ..io import save_clip
 from .data import WorldMix, world_mixture
 from .model import (TrainLog, build_world_models, empty_prompt_embeds, encode_latents,
@@ -91,13 +91,6 @@ def _stage_info(model, log: TrainLog, n_last: int) -> dict:
     return dict(config={k: v for k, v in model.config.items() if not k.startswith('_')}, params=n_params(model),
                 steps=log.step, wall_s=round(log.wall_s, 1), final_loss=float(np.mean(log.losses[-n_last:])))
 
-def _machine(device: str = 'cpu') -> str:
-    "The machine a run trains on, in words, for the model card."
-    if str(device).startswith('cuda') and torch.cuda.is_available():
-        return f'one {torch.cuda.get_device_name(torch.device(device))} GPU'
-    n = torch.get_num_threads()
-    return f'a {os.cpu_count()}-core {platform.machine()} CPU ({n} torch thread{"s" if n > 1 else ""})'
-
 def _training_info(name: str, vae, vlog: TrainLog, val_psnr: dict, transformer, tlog: TrainLog, data: dict,
                    stats: tuple, command: str, wall_s: float, device: str, warm: dict) -> dict:
     "The `training.json` record of a run."
@@ -107,7 +100,7 @@ def _training_info(name: str, vae, vlog: TrainLog, val_psnr: dict, transformer, 
                 transformer=dict(_stage_info(transformer, tlog, 500), **tlog.extra),
                 latents_mean=stats[0], latents_std=stats[1], prompt_embeds='zeros [1, 1, text_dim]',
                 loss_curves=dict(vae=curve(vlog, 10), transformer=curve(tlog, 20)),
-                total_wall_s=round(wall_s, 1), machine=_machine(device), date=time.strftime('%Y-%m-%d'))
+                total_wall_s=round(wall_s, 1), machine=machine_description(device), date=time.strftime('%Y-%m-%d'))
 
 # %% ../../nbs/10e_world_run.ipynb #c016
 def _write_outputs(out: Path, vae, transformer, emb, info: dict, logs: list, val: torch.Tensor,
