@@ -32,7 +32,7 @@ def default_device() -> torch.device:
 def machine_description(device='cpu') -> str:
     "The machine a measurement ran on, in words, as results, cards and training records name it."
     import platform
-    if str(device).startswith('cuda') and torch.cuda.is_available():
+    if torch.device(device).type == 'cuda' and torch.cuda.is_available():
         return f'one {torch.cuda.get_device_name(torch.device(device))} GPU'
     n = torch.get_num_threads()
     cpu = platform.processor() or platform.machine()
