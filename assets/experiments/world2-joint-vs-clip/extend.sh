@@ -1,0 +1,13 @@
+#!/bin/bash
+# After the 600-step runs: keep them as out_<tag>600, then resume both to 1800 steps (same settings otherwise).
+tag=$1; share=$2
+cd /work/main
+export OMP_NUM_THREADS=1 MUJOCO_GL=egl
+while [ ! -f /work/wm2/out_$tag/MODEL_CARD.md ]; do sleep 10; done
+while pgrep -f "out_$tag --work_dir" > /dev/null; do sleep 5; done
+rm -rf /work/wm2/out_${tag}600 && cp -r /work/wm2/out_$tag /work/wm2/out_${tag}600
+.venv/bin/vega3d-train-world --out /work/wm2/out_$tag --work_dir /work/wm2/work_$tag \
+  --mix scenes:400,physics:100,tabletop:30 --val_mix scenes:8,physics:8,tabletop:6 --size 64 --n_frames 17 \
+  --vae_minutes 12 --vae_batch 8 --vae_crop 32 --dit_steps 1800 --dit_minutes 90 --dit_batch 8 \
+  --image_share $share --init_from assets/vega3d-tiny-scenes --init_parts vae \
+  --name vega3d-worlds-64-$tag --threads 1 --seed 3
