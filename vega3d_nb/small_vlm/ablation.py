@@ -256,7 +256,8 @@ def _results_md(ab:AblationResult, note:str, command:str, wall:dict) -> str:
         "(disjoint scenes). Baselines: majority = the candidate most frequent as the answer of that type in train; "
         "chance = mean 1/#candidates.",
         f"{note}", '', ab.markdown(), '', f"Command: `{command}`", '',
-        f'Wall times of this command on {machine_description()}: ' + ', '.join(f'{k} {v:.0f} s' for k, v in wall.items())
+        f'Wall times of this command on {machine_description()}: '
+        + ', '.join(f'{k} {v:.0f} s' for k, v in wall.items())
         + ' (finished runs are reused from work_dir). Training time per run (when it ran), mean over seeds: ' + train_s,
         ''])
 
