@@ -141,7 +141,7 @@ def _depth_with_truth(inp: ClipInput, sp: SceneProbe, grid: FeatureGrid, pred: t
 def _depth_without_truth(inp: ClipInput, sp: SceneProbe, pred: torch.Tensor, f: int) -> tuple:
     "Figure, table, assumed intrinsics (60° field of view) and no pose, for a clip without ground truth."
     from vega3d_nb.viz import depth_figure
-    fig = depth_figure(pred[f], None, rgb=inp.clip.frames[f],
+    fig = depth_figure(pred[f], None, rgb=inp.clip.frames[f], unit='relative',   # a probe's scale means nothing here
                        title=f'Depth from the scene-set probe, frame {f} (no ground truth)',
                        features=f'probe on {sp.probe.features_desc}; its held-out scores are in the table')
     return fig, sp.table.assign(scored_on='held-out test scenes'), torch.from_numpy(intrinsics(inp.clip.size)), None

@@ -168,19 +168,19 @@ def _colorbar_under(fig, cols: Sequence[int], title: str) -> dict:
     return dict(title=dict(text=title, side='right'), orientation='h', x=(lo + hi) / 2, xanchor='center', len=hi - lo,
                 lenmode='fraction', y=-0.04, yanchor='top', thickness=12)
 
-def _prediction_panels(p: np.ndarray, rgb) -> tuple:
+def _prediction_panels(p: np.ndarray, rgb, unit: str = 'm') -> tuple:
     "(figure, panel names, depth columns): the frame (if given) and the predicted depth."
-    names = (['frame'] if rgb is not None else []) + ['predicted depth (m)']
+    names = (['frame'] if rgb is not None else []) + [f'predicted depth ({unit})']
     fig = make_subplots(1, len(names), subplot_titles=names, horizontal_spacing=0.04)
     c0 = len(names)
     if rgb is not None: fig.add_trace(go.Image(z=hwc_uint8(rgb)), 1, 1)
     fig.add_trace(go.Heatmap(z=p, coloraxis='coloraxis'), 1, c0)
     fig.update_layout(coloraxis=dict(colorscale='Viridis', cmin=float(p.min()), cmax=float(p.max()),
-                                     colorbar=_colorbar_under(fig, [c0], 'm')))
+                                     colorbar=_colorbar_under(fig, [c0], unit)))
     return fig, names, [c0]
 
 # %% ../nbs/07_viz.ipynb #c020
-def _error_panels(p: np.ndarray, gt, rgb, max_rel_error: float) -> tuple:
+def _error_panels(p: np.ndarray, gt, rgb, max_rel_error: float, unit: str = 'm') -> tuple:
     "(figure, panel names, depth columns): the frame (if given), ground truth, prediction and relative error."
     d = as_float64(gt)
     if p.shape != d.shape: raise ValueError(f"pred {p.shape} and gt {d.shape} must have the same [H, W] shape")
@@ -197,7 +197,7 @@ def _error_panels(p: np.ndarray, gt, rgb, max_rel_error: float) -> tuple:
     fig.add_trace(go.Heatmap(z=p, coloraxis='coloraxis'), 1, c0 + 1)
     fig.add_trace(go.Heatmap(z=err, coloraxis='coloraxis2'), 1, c0 + 2)
     depth_axis = dict(colorscale='Viridis', cmin=np.nanmin(dv), cmax=np.nanmax(dv),
-                      colorbar=_colorbar_under(fig, [c0, c0 + 1], 'm'))
+                      colorbar=_colorbar_under(fig, [c0, c0 + 1], unit))
     error_axis = dict(colorscale='Reds', cmin=0, cmax=max_rel_error, colorbar=_colorbar_under(fig, [c0 + 2], 'rel'))
     fig.update_layout(coloraxis=depth_axis, coloraxis2=error_axis)
     return fig, names, [c0, c0 + 1, c0 + 2]
@@ -209,11 +209,13 @@ def depth_figure(pred,                   # [H, W] predicted depth
                  features=None,          # FeatureGrid / DepthProbe / string naming the weights
                  title: str = 'Linear depth probe',
                  max_rel_error: float = 0.5,  # colour scale cap of the error map
+                 unit: str = 'm',        # depth unit: 'm' for metric depth, 'relative' where the scale is unknown
                 ) -> go.Figure:
     "Ground truth, prediction and absolute-relative-error map side by side (frame and prediction when `gt` is None)."
     p = as_float64(pred)
     if p.ndim != 2: raise ValueError(f"pred must be one [H, W] depth map, got shape {p.shape}")
-    fig, names, depth_cols = _prediction_panels(p, rgb) if gt is None else _error_panels(p, gt, rgb, max_rel_error)
+    fig, names, depth_cols = (_prediction_panels(p, rgb, unit) if gt is None
+                              else _error_panels(p, gt, rgb, max_rel_error, unit))
     fig.update_layout(title=titled(title, weights_note(features)), margin=dict(l=10, r=10, t=80, b=70),
                       plot_bgcolor='white')
     for i in range(1, len(names) + 1):
