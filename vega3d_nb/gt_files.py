@@ -6,13 +6,15 @@
 from __future__ import annotations
 import json, os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
+from .core import logger
+
 # %% auto #0
-__all__ = ['save_gt_npz', 'load_gt_npz']
+__all__ = ['save_gt_npz', 'load_gt_npz', 'checked_index', 'cached_item']
 
 # %% ../nbs/01e_gt_files.ipynb #c005
 def save_gt_npz(path,                 # the .npz to write
@@ -36,3 +38,21 @@ def load_gt_npz(path, names: Sequence[str], what: str = 'a clip') -> tuple:
             arrays = {k: torch.from_numpy(z[k]) for k in names}
             return arrays, torch.from_numpy(z['frames']), json.loads(str(z['meta']))
     except Exception as e: raise ValueError(f"cannot read {what} from {path}: {type(e).__name__}: {e}") from e
+
+# %% ../nbs/01e_gt_files.ipynb #c008
+def checked_index(i: int, n: int, what: str = 'clips') -> int:
+    "`i` as an index into `n` items (negative counts from the end); IndexError outside them."
+    if not -n <= i < n: raise IndexError(f"index {i} out of range for {n} {what}")
+    return i % n
+
+def cached_item(path: Optional[Path],   # the cache file; None: no cache
+                load: Callable,         # path -> item; raises ValueError on an unreadable file
+                render: Callable,       # () -> item
+                save: Callable):        # (item, path) -> None
+    "The item cached at `path` when readable, else `render()`, saved to `path` when one is given."
+    if path is not None and Path(path).is_file():
+        try: return load(path)
+        except ValueError as e: logger.warning(f"re-rendering unreadable cache file {path}: {e}")
+    item = render()
+    if path is not None: save(item, path)
+    return item

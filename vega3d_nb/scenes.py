@@ -16,6 +16,7 @@ from fastcore.basics import patch
 
 from .core import Clip, SceneClip, cache_root, logger
 from .geometry import _np, intrinsics, look_at_pose
+from .gt_files import cached_item, checked_index
 
 # %% auto #0
 __all__ = ['OBJECT_KINDS', 'CAMERA_PATHS', 'SPLITS', 'SceneObject', 'Scene', 'build_scene', 'make_scene', 'flat_ground_scene',
@@ -365,15 +366,8 @@ def render(self:SceneDataset, i:int) -> SceneClip:
 @patch
 def __getitem__(self:SceneDataset, i:int) -> SceneClip:
     "Clip `i`, from the cache when it holds a readable file, else rendered (and cached)."
-    if not -self.n_clips <= i < self.n_clips: raise IndexError(f"index {i} out of range for {self.n_clips} clips")
-    i = i % self.n_clips
-    p = self.cache_path(i)
-    if p is not None and p.is_file():
-        try: return load_scene_clip(p)
-        except ValueError as e: logger.warning(f"re-rendering unreadable cache file {p}: {e}")
-    gt = self.render(i)
-    if p is not None: save_scene_clip(gt, p)
-    return gt
+    i = checked_index(i, self.n_clips)
+    return cached_item(self.cache_path(i), load_scene_clip, lambda: self.render(i), save_scene_clip)
 
 # %% ../nbs/02_scenes.ipynb #c045
 def scene_splits(n_train:int, n_test:int,      # clips in each split

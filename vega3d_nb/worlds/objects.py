@@ -14,7 +14,7 @@ import open3d as o3d
 import torch
 from fastcore.basics import patch
 
-from ..gt_files import load_gt_npz, save_gt_npz
+from ..gt_files import cached_item, checked_index, load_gt_npz, save_gt_npz
 from ..core import Clip, SceneClip, cache_root, logger
 from ..scenes import _camera_rays, _cast
 from .mujoco import MujocoRenderer, import_mujoco
@@ -351,14 +351,12 @@ def cache_path(self: ObjectDataset, i: int) -> Optional[Path]:
     return self.cache_dir / name
 
 @patch
-def __getitem__(self: ObjectDataset, i: int) -> ObjectRender:
-    n = self.n_renders
-    if not -n <= i < n: raise IndexError(f"index {i} out of range for {n} renders")
-    i, p = i % self.n_renders, self.cache_path(i % self.n_renders)
-    if p is not None and p.is_file():
-        try: return load_object_render(p)
-        except ValueError as e: logger.warning(f"re-rendering unreadable cache file {p}: {e}")
+def _render(self: ObjectDataset, i: int) -> ObjectRender:
+    "Render item `i` (no cache), counting renders."
     self.n_rendered += 1
-    r = render_object(self.spec(i), self.n_frames, self.size, self.turn, self.gl)
-    if p is not None: save_object_render(r, p)
-    return r
+    return render_object(self.spec(i), self.n_frames, self.size, self.turn, self.gl)
+
+@patch
+def __getitem__(self: ObjectDataset, i: int) -> ObjectRender:
+    i = checked_index(i, self.n_renders, 'renders')
+    return cached_item(self.cache_path(i), load_object_render, lambda: self._render(i), save_object_render)

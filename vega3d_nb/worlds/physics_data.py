@@ -14,7 +14,7 @@ import torch
 from fastcore.basics import patch
 
 from ..core import Clip, cache_root, logger
-from ..gt_files import load_gt_npz, save_gt_npz
+from ..gt_files import cached_item, checked_index, load_gt_npz, save_gt_npz
 from .physics import (Collision, OrbitCamera, PhysicsClip, PhysicsObject, PhysicsScene,
                                       make_physics_scene, render_physics_clip)
 
@@ -78,13 +78,12 @@ def cache_path(self: PhysicsDataset, i: int) -> Optional[Path]:
     return self.cache_dir / name
 
 @patch
-def __getitem__(self: PhysicsDataset, i: int) -> PhysicsClip:
-    if not -self.n_clips <= i < self.n_clips: raise IndexError(f"index {i} out of range for {self.n_clips} clips")
-    i, p = i % self.n_clips, self.cache_path(i % self.n_clips)
-    if p is not None and p.is_file():
-        try: return load_physics_clip(p)
-        except ValueError as e: logger.warning(f"re-rendering unreadable cache file {p}: {e}")
+def _render(self: PhysicsDataset, i: int) -> PhysicsClip:
+    "Render item `i` (no cache), counting renders."
     self.n_rendered += 1
-    gt = render_physics_clip(self.scene(i), self.n_frames, self.size, self.duration, self.extra)
-    if p is not None: save_physics_clip(gt, p)
-    return gt
+    return render_physics_clip(self.scene(i), self.n_frames, self.size, self.duration, self.extra)
+
+@patch
+def __getitem__(self: PhysicsDataset, i: int) -> PhysicsClip:
+    i = checked_index(i, self.n_clips)
+    return cached_item(self.cache_path(i), load_physics_clip, lambda: self._render(i), save_physics_clip)

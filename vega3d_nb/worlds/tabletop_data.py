@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from fastcore.basics import patch
 
-from ..gt_files import load_gt_npz, save_gt_npz
+from ..gt_files import cached_item, checked_index, load_gt_npz, save_gt_npz
 from ..core import Clip, cache_root, logger
 from .tabletop import VIEWS, OrbitPath, TabletopClip, check_task, render_tabletop_clip
 
@@ -78,14 +78,12 @@ def cache_path(self: TabletopDataset, i: int) -> Optional[Path]:
     return self.cache_dir / name
 
 @patch
-def __getitem__(self: TabletopDataset, i: int) -> TabletopClip:
-    if not -self.n_clips <= i < self.n_clips: raise IndexError(f"index {i} out of range for {self.n_clips} clips")
-    i = i % self.n_clips
-    p = self.cache_path(i)
-    if p is not None and p.is_file():
-        try: return load_tabletop_clip(p)
-        except ValueError as e: logger.warning(f"re-rendering unreadable cache file {p}: {e}")
+def _render(self: TabletopDataset, i: int) -> TabletopClip:
+    "Render item `i` (no cache), counting renders."
     self.n_rendered += 1
-    gt = render_tabletop_clip(self.task, self.episode_seeds[i], self.view, self.n_frames, self.size, self.noise)
-    if p is not None: save_tabletop_clip(gt, p)
-    return gt
+    return render_tabletop_clip(self.task, self.episode_seeds[i], self.view, self.n_frames, self.size, self.noise)
+
+@patch
+def __getitem__(self: TabletopDataset, i: int) -> TabletopClip:
+    i = checked_index(i, self.n_clips)
+    return cached_item(self.cache_path(i), load_tabletop_clip, lambda: self._render(i), save_tabletop_clip)
