@@ -16,9 +16,9 @@ from fastcore.basics import patch
 from .core import FeatureGrid, logger
 
 # %% auto #0
-__all__ = ['PROJECTORS', 'ALIGN_MODES', 'FUSION_MODES', 'MORE_FUSION_MODES', 'ALL_FUSION_MODES', 'MLP2xGELU', 'PatchMerger2x2',
-           'align_grid', 'FusionResult', 'sincos_2d', 'CrossAttentionBlock', 'AdaptiveGatedFusion', 'save_fusion',
-           'load_fusion']
+__all__ = ['PROJECTORS', 'ALIGN_MODES', 'FUSION_MODES', 'MORE_FUSION_MODES', 'ALL_FUSION_MODES', 'GATED_MODES', 'MLP2xGELU',
+           'PatchMerger2x2', 'align_grid', 'FusionResult', 'sincos_2d', 'CrossAttentionBlock', 'AdaptiveGatedFusion',
+           'save_fusion', 'load_fusion']
 
 # %% ../nbs/08_fusion.ipynb #c006
 class MLP2xGELU(nn.Module):
@@ -77,6 +77,7 @@ def align_grid(features:torch.Tensor, # [T', H', W', C]
 FUSION_MODES = ('token_gated', 'token_gated_residual', 'gated', 'add', 'concat')   # each token pair on its own
 MORE_FUSION_MODES = ('weighted', 'cross_attention', 'instruction_token_gated')     # the release's other modes
 ALL_FUSION_MODES = FUSION_MODES + MORE_FUSION_MODES
+GATED_MODES = tuple(m for m in ALL_FUSION_MODES if m not in ('add', 'concat', 'cross_attention'))   # a gate to show
 
 @dataclass
 class FusionResult:

@@ -18,9 +18,8 @@ from .sweep import cells_within_spread
 from .depth_probe import DepthProbe
 
 # %% auto #0
-__all__ = ['GATED_MODES', 'weights_note', 'titled', 'hwc_uint8', 'PCAProjection', 'fit_pca', 'pca_rgb', 'frames_figure',
-           'pca_figure', 'as_float64', 'depth_figure', 'correspondence_figure', 'best_baseline', 'sweep_heatmap',
-           'gate_figure']
+__all__ = ['weights_note', 'titled', 'hwc_uint8', 'PCAProjection', 'fit_pca', 'pca_rgb', 'frames_figure', 'pca_figure',
+           'as_float64', 'depth_figure', 'correspondence_figure', 'best_baseline', 'sweep_heatmap', 'gate_figure']
 
 # %% ../nbs/07_viz.ipynb #c005
 def weights_note(x) -> str:
@@ -168,12 +167,16 @@ def _colorbar_under(fig, cols: Sequence[int], title: str) -> dict:
     return dict(title=dict(text=title, side='right'), orientation='h', x=(lo + hi) / 2, xanchor='center', len=hi - lo,
                 lenmode='fraction', y=-0.04, yanchor='top', thickness=12)
 
+def _panel_row(names: list, rgb) -> tuple:
+    "(figure, panel names, first depth column): one row of subplots, the frame first when given."
+    names = (['frame'] if rgb is not None else []) + names
+    fig = make_subplots(1, len(names), subplot_titles=names, horizontal_spacing=0.04)
+    if rgb is not None: fig.add_trace(go.Image(z=hwc_uint8(rgb)), 1, 1)
+    return fig, names, 2 if rgb is not None else 1
+
 def _prediction_panels(p: np.ndarray, rgb, unit: str = 'm') -> tuple:
     "(figure, panel names, depth columns): the frame (if given) and the predicted depth."
-    names = (['frame'] if rgb is not None else []) + [f'predicted depth ({unit})']
-    fig = make_subplots(1, len(names), subplot_titles=names, horizontal_spacing=0.04)
-    c0 = len(names)
-    if rgb is not None: fig.add_trace(go.Image(z=hwc_uint8(rgb)), 1, 1)
+    fig, names, c0 = _panel_row([f'predicted depth ({unit})'], rgb)
     fig.add_trace(go.Heatmap(z=p, coloraxis='coloraxis'), 1, c0)
     fig.update_layout(coloraxis=dict(colorscale='Viridis', cmin=float(p.min()), cmax=float(p.max()),
                                      colorbar=_colorbar_under(fig, [c0], unit)))
@@ -188,11 +191,7 @@ def _error_panels(p: np.ndarray, gt, rgb, max_rel_error: float, unit: str = 'm')
     if not valid.any(): raise ValueError("gt has no valid pixel (depth > 0); pass gt=None to show the prediction alone")
     err = np.where(valid, np.abs(p - d) / np.where(valid, d, 1), np.nan)
     dv = np.where(valid, d, np.nan)
-    names = ['ground truth', 'prediction', f'abs rel error (mean {np.nanmean(err):.3f})']
-    names = (['frame'] if rgb is not None else []) + names
-    fig = make_subplots(1, len(names), subplot_titles=names, horizontal_spacing=0.04)
-    c0 = 2 if rgb is not None else 1
-    if rgb is not None: fig.add_trace(go.Image(z=hwc_uint8(rgb)), 1, 1)
+    fig, names, c0 = _panel_row(['ground truth', 'prediction', f'abs rel error (mean {np.nanmean(err):.3f})'], rgb)
     fig.add_trace(go.Heatmap(z=dv, coloraxis='coloraxis'), 1, c0)
     fig.add_trace(go.Heatmap(z=p, coloraxis='coloraxis'), 1, c0 + 1)
     fig.add_trace(go.Heatmap(z=err, coloraxis='coloraxis2'), 1, c0 + 2)
@@ -367,8 +366,6 @@ def _heatmap_layout(fig, df, sub, sg, metric: str, source: str, title, vs_baseli
                            x=0, y=-0.25 - 0.02 * len(base), showarrow=False, align='left')
 
 # %% ../nbs/07_viz.ipynb #c035
-GATED_MODES = ('token_gated', 'token_gated_residual', 'gated')
-
 def _gate_grid(g: np.ndarray, cols: int) -> go.Figure:
     "One heatmap per frame of `g` `[T, h, w]` on a shared colour axis, `cols` per row."
     T = g.shape[0]
@@ -389,8 +386,8 @@ def gate_figure(gate,                  # [T, h, w] gate per visual token in [0, 
                ) -> go.Figure:
     "Per-token gate values as one heatmap per frame (1: semantic stream, 0: generative), mean in the title."
     if gate is None:
-        raise ValueError(f"the fusion mode {mode or '(unknown)'!r} has no gate: 'add' and 'concat' mix every token "
-                         f"the same way. Gates exist in the modes {GATED_MODES}.")
+        raise ValueError(f"the fusion mode {mode or '(unknown)'!r} has no gate: it mixes every token the same way "
+                         "(vega3d_nb.fusion.GATED_MODES lists the modes with a gate).")
     g = as_float64(gate)
     if g.ndim != 3: raise ValueError(f"gate must be [T, h, w] (one value per visual token), got shape {g.shape}")
     fig = _gate_grid(g, cols)
