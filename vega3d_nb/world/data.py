@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ..core import logger
 
 # %% auto #0
-__all__ = ['WORLDS', 'WorldMix', 'world_clips', 'world_mixture']
+__all__ = ['WORLDS', 'WorldMix', 'check_clip_geometry', 'world_clips', 'cached_tensor', 'world_mixture']
 
 # %% ../../nbs/10d_world_data.ipynb #c005
 WORLDS = ('scenes', 'physics', 'tabletop')
@@ -64,10 +64,18 @@ def _datasets(world: str, n: int, split: str, n_frames: int, size: int, seed: in
                                cache_dir=False) for tv in _TABLETOP}
     return [(per[_TABLETOP[i % len(_TABLETOP)]], i) for i in range(n)]
 
+def check_clip_geometry(n_frames: int, size: int):
+    "Raise ValueError unless clips of `n_frames` x `size` x `size` fit Wan's VAE (4n+1 frames, multiple-of-8 sides)."
+    if (n_frames - 1) % 4:
+        raise ValueError(f"n_frames must be 4n+1 for Wan's VAE (1, 5, 9, 17, ...), got {n_frames}")
+    if size % 8:
+        raise ValueError(f"size must be a multiple of 8 (the VAE's spatial stride), got {size}")
+
 def world_clips(world: str, n: int, split: str = 'train', n_frames: int = 17, size: int = 128, seed: int = 0,
                 progress: bool = True) -> torch.Tensor:
     "Frames of `n` clips of `world` as uint8 `[n, T, 3, H, W]`."
     if world not in WORLDS: raise ValueError(f"world must be one of {WORLDS}, got {world!r}")
+    check_clip_geometry(n_frames, size)
     out = torch.empty(n, n_frames, 3, size, size, dtype=torch.uint8)
     for k, (ds, i) in enumerate(tqdm(_datasets(world, n, split, n_frames, size, seed), desc=f'render {world}',
                                      disable=not progress, leave=False)):
@@ -75,25 +83,31 @@ def world_clips(world: str, n: int, split: str = 'train', n_frames: int = 17, si
     return out
 
 # %% ../../nbs/10d_world_data.ipynb #c012
+def cached_tensor(path: Optional[Path],  # a .pt file; None: no cache
+                  make) -> torch.Tensor:  # () -> the tensor, called only when `path` holds none
+    "`make()`, cached at `path`: loaded when the file exists, else computed and written atomically."
+    if path is not None and Path(path).is_file():
+        return torch.load(path, weights_only=True)
+    out = make()
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(out, path.with_suffix('.tmp'))
+        path.with_suffix('.tmp').replace(path)
+    return out
+
 def world_mixture(mix, split: str = 'train', n_frames: int = 17, size: int = 128, seed: int = 0,
                   cache_dir=None,          # a folder for the per-world .pt caches; None: no cache
                   progress: bool = True) -> tuple:
     "(uint8 frames `[N, T, 3, H, W]`, the world of each clip) for a `WorldMix` (or its string form)."
     mix = WorldMix.parse(mix)
     if mix.total == 0: raise ValueError("the world mix is empty; give at least one clip, e.g. 'scenes:8'")
-    frames, worlds = [], []
-    for w, n in mix.items():
-        p = None if cache_dir is None else Path(cache_dir) / f'{w}_{split}_{n}x{n_frames}x{size}_s{seed}.pt'
-        if p is not None and p.is_file():
-            fr = torch.load(p, weights_only=True)
-        else:
-            t0 = time.time()
-            fr = world_clips(w, n, split, n_frames, size, seed, progress)
-            logger.info(f'{w}: rendered {n} {split} clips in {time.time() - t0:.0f} s')
-            if p is not None:
-                p.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(fr, p.with_suffix('.tmp'))
-                p.with_suffix('.tmp').replace(p)
-        frames.append(fr)
-        worlds += [w] * n
-    return torch.cat(frames), worlds
+    check_clip_geometry(n_frames, size)
+    def render(w: str, n: int) -> torch.Tensor:
+        t0 = time.time()
+        fr = world_clips(w, n, split, n_frames, size, seed, progress)
+        logger.info(f'{w}: rendered {n} {split} clips in {time.time() - t0:.0f} s')
+        return fr
+    name = lambda w, n: None if cache_dir is None else Path(cache_dir) / f'{w}_{split}_{n}x{n_frames}x{size}_s{seed}.pt'
+    frames = [cached_tensor(name(w, n), lambda: render(w, n)) for w, n in mix.items()]
+    return torch.cat(frames), [w for w, n in mix.items() for _ in range(n)]

@@ -14,7 +14,7 @@ from fastcore.script import call_parse
 
 from ..core import logger, cache_root, machine_description
 from ..io import save_clip
-from .data import WorldMix, world_mixture
+from .data import WorldMix, cached_tensor, world_mixture
 from .model import (TrainLog, build_world_models, empty_prompt_embeds, encode_latents,
                                    fit_latent_stats, load_world_model, n_params, normalize_latents, save_world_model)
 from .report import generate_world_clips, loss_figure, loss_png, sample_report, write_model_card
@@ -46,6 +46,8 @@ def image_latents(vae, frames: torch.Tensor,   # uint8 [N, T, 3, H, W]
     return encode_latents(vae, flat, batch_size=batch_size, normalize=False)
 
 # %% ../../nbs/10e_world_run.ipynb #c011
+_STATS = ('latents_mean', 'latents_std')   # fitted per run: not part of the architecture
+
 def warm_start(vae, transformer, path,
                parts=('vae', 'transformer'),  # which of the two to load
               ) -> dict:
@@ -53,9 +55,9 @@ def warm_start(vae, transformer, path,
     wm = load_world_model(path)
     pairs = dict(vae=(vae, wm.vae), transformer=(transformer, wm.transformer))
     if set(parts) - set(pairs): raise ValueError(f"parts must be among {list(pairs)}, got {list(parts)}")
+    arch = lambda m: {k: v for k, v in m.config.items() if not k.startswith('_') and k not in _STATS}
     for name, (dst, src) in ((k, pairs[k]) for k in parts):
-        a = {k: v for k, v in dst.config.items() if not k.startswith('_') and k not in ('latents_mean', 'latents_std')}
-        b = {k: v for k, v in src.config.items() if not k.startswith('_') and k not in ('latents_mean', 'latents_std')}
+        a, b = arch(dst), arch(src)
         if a != b:
             diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
             raise ValueError(f"cannot warm-start the {name} from {path}: its config differs in {diff}")
@@ -63,25 +65,17 @@ def warm_start(vae, transformer, path,
     return dict(init_from=str(path), init_model=wm.info.get('model', Path(path).name), init_parts=list(parts))
 
 # %% ../../nbs/10e_world_run.ipynb #c014
-def _data(work: Path, mix, val_mix, n_frames: int, size: int, seed: int) -> tuple:
+def _data(work: Path, mix: WorldMix, val_mix: WorldMix, n_frames: int, size: int, seed: int) -> tuple:
     "(train frames, train worlds, val frames, val worlds), rendered once into `work/data`."
     fr, ws = world_mixture(mix, 'train', n_frames, size, seed, cache_dir=work / 'data')
     vf, vw = world_mixture(val_mix, 'val', n_frames, size, seed, cache_dir=work / 'data')
-    logger.info(f'clips ready: {tuple(fr.shape)} train ({WorldMix.parse(mix)}), {tuple(vf.shape)} val')
+    logger.info(f'clips ready: {tuple(fr.shape)} train ({mix}), {tuple(vf.shape)} val')
     return fr, ws, vf, vw
-
-def _cached(path: Path, fn):
-    "`fn()` cached as a .pt file at `path`."
-    if path.is_file():
-        return torch.load(path, weights_only=True)
-    out = fn()
-    torch.save(out, path)
-    return out
 
 def _dit_inputs(vae, frames: torch.Tensor, work: Path, tag: str, stride: int) -> tuple:
     "Normalised (clip latents, lone-frame latents) for the DiT, with the latent stats fitted on the clips."
-    raw = _cached(work / f'latents_{tag}.pt', lambda: encode_latents(vae, frames, normalize=False))
-    img = _cached(work / f'image_latents_{tag}_s{stride}.pt', lambda: image_latents(vae, frames, stride))
+    raw = cached_tensor(work / f'latents_{tag}.pt', lambda: encode_latents(vae, frames, normalize=False))
+    img = cached_tensor(work / f'image_latents_{tag}_s{stride}.pt', lambda: image_latents(vae, frames, stride))
     stats = fit_latent_stats(vae, raw)
     return normalize_latents(vae, raw), normalize_latents(vae, img), stats
 
@@ -129,6 +123,7 @@ def train_world_model(out_dir, work_dir, mix='scenes:2400', val_mix='scenes:32',
                       amp_dtype: Optional[torch.dtype] = None, progress: bool = False, command: str = '') -> dict:
     "Render the mixture, train the VAE, encode, train the DiT jointly on images and clips, save to `out_dir`."
     work, out, t0 = Path(work_dir), Path(out_dir), time.time()
+    mix, val_mix = WorldMix.parse(mix), WorldMix.parse(val_mix)
     work.mkdir(parents=True, exist_ok=True)
     frames, worlds, val, val_worlds = _data(work, mix, val_mix, n_frames, size, seed)
     vae, transformer = build_world_models(vae_config, transformer_config, seed)
@@ -138,7 +133,7 @@ def train_world_model(out_dir, work_dir, mix='scenes:2400', val_mix='scenes:32',
     vae, vlog = train_vae(vae, frames, vae_steps, vae_minutes, batch_size=vae_batch, crop=vae_crop,
                           ckpt=work / 'vae.ckpt', **loop)
     vae.eval().requires_grad_(False)
-    val_psnr = psnr_per_world(vae.cpu(), val, val_worlds)
+    val_psnr = psnr_per_world(vae, val, val_worlds)   # on the VAE's device, as the encoding below
     logger.info(f'VAE: {vlog.step} steps, {vlog.wall_s / 60:.1f} min, held-out PSNR {val_psnr} dB')
     lat, img, stats = _dit_inputs(vae, frames, work, f'vae{vlog.step}_{len(frames)}', image_stride)
     emb = empty_prompt_embeds(transformer.config.text_dim)
@@ -146,12 +141,11 @@ def train_world_model(out_dir, work_dir, mix='scenes:2400', val_mix='scenes:32',
         transformer, lat, emb, steps=dit_steps, minutes=dit_minutes, batch_size=dit_batch, lr=dit_lr,
         warmup=dit_warmup, image_share=image_share, images=img, window=dit_window, ema_decay=ema_decay,
         ckpt=work / 'transformer.ckpt', snapshot_fracs=snapshot_fracs, **loop)
-    mixd, vmix = WorldMix.parse(mix), WorldMix.parse(val_mix)
-    data = dict(mix=dict(mixd.items()), val_mix=dict(vmix.items()), val_psnr_db=val_psnr, n_frames=n_frames,
-                size=size, seed=seed, n_train_clips=mixd.total, n_val_clips=vmix.total)
+    data = dict(mix=dict(mix.items()), val_mix=dict(val_mix.items()), val_psnr_db=val_psnr, n_frames=n_frames,
+                size=size, seed=seed, n_train_clips=mix.total, n_val_clips=val_mix.total)
     info = _training_info(name, vae, vlog, val_psnr, transformer, tlog, data, stats, command, time.time() - t0,
                           device, warm)
-    _write_outputs(out, vae, transformer.cpu(), emb, info, [vlog, tlog], val, n_samples, n_frames, size, seed)
+    _write_outputs(out, vae, transformer, emb, info, [vlog, tlog], val, n_samples, n_frames, size, seed)
     logger.info(f'saved to {out} ({time.time() - t0:.0f} s in all)')
     return info
 

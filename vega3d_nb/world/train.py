@@ -16,42 +16,10 @@ from diffusers import AutoencoderKLWan, WanTransformer3DModel, FlowMatchEulerDis
 from tqdm.auto import tqdm
 
 from ..core import logger
-from ..scenes import SceneDataset
 from .model import world_scheduler, to_model_range, TrainLog
 
 # %% auto #0
-__all__ = ['render_world_clips', 'vae_loss', 'train_vae', 'reconstruct', 'psnr', 'flow_matching_loss', 'train_world_transformer']
-
-# %% ../../nbs/10b_world_train.ipynb #c005
-def render_world_clips(n_clips:int,              # clips to render
-                       split:str='train',        # SceneDataset split: 'train', 'val' or 'test'
-                       n_frames:int=17,          # frames per clip (4n+1 for Wan's VAE)
-                       size:int=64,              # square frame size, a multiple of 8
-                       seed:int=0,               # SceneDataset seed (family of scenes)
-                       cache_file=None,          # a .pt file; loaded if present, written otherwise
-                      ) -> torch.Tensor:
-    "Frames of `n_clips` scene clips as uint8 `[N, T, 3, H, W]`, cached in `cache_file`."
-    if (n_frames - 1) % 4:
-        raise ValueError(f"n_frames must be 4n+1 for Wan's VAE (1, 5, 9, 17, ...), got {n_frames}")
-    if size % 8:
-        raise ValueError(f"size must be a multiple of 8 (the VAE's spatial stride), got {size}")
-    key = dict(n_clips=n_clips, split=split, n_frames=n_frames, size=size, seed=seed)
-    if cache_file is not None and Path(cache_file).is_file():
-        d = torch.load(cache_file, weights_only=True)
-        if d['key'] == key:
-            return d['frames']
-        logger.warning(f'{cache_file} holds other clips ({d["key"]}); re-rendering')
-    ds = SceneDataset(n_clips, split, seed=seed, n_frames=n_frames, size=size, cache_dir=False)
-    frames = torch.empty(n_clips, n_frames, 3, size, size, dtype=torch.uint8)
-    t0 = time.time()
-    for i in range(n_clips):
-        frames[i] = (ds.render(i).clip.frames * 255).round().to(torch.uint8)
-        if (i + 1) % 500 == 0:
-            logger.info(f'rendered {i + 1}/{n_clips} clips in {time.time() - t0:.0f} s')
-    if cache_file is not None:
-        Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(dict(key=key, frames=frames), cache_file)
-    return frames
+__all__ = ['vae_loss', 'train_vae', 'reconstruct', 'psnr', 'flow_matching_loss', 'train_world_transformer']
 
 # %% ../../nbs/10b_world_train.ipynb #c008
 def _save_ckpt(path, model, ema, opt, gen:torch.Generator, log:TrainLog):
@@ -109,12 +77,12 @@ def _train_step(model, loss_fn, opt, gen:torch.Generator, lr:float, grad_clip:fl
     return loss.detach().item()
 
 # %% ../../nbs/10b_world_train.ipynb #c047
-def _snapshot(ckpt, stage: str, model, step: int, log: TrainLog):
-    "Save the weights (the EMA copy where there is one) as a snapshot next to `ckpt`, recorded in the log."
+def _snapshot(ckpt, stage: str, model, step: int, log: TrainLog, frac: float):
+    "Save the weights (the EMA copy where there is one) at budget fraction `frac` next to `ckpt`, in the log."
     p = Path(ckpt).parent / 'snapshots' / f'{stage}_step{step}.pt'
     p.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), p)
-    log.extra.setdefault('snapshots', []).append(dict(step=step, wall_s=round(log.wall_s, 1), path=p.name))
+    log.extra.setdefault('snapshots', []).append(dict(step=step, wall_s=round(log.wall_s, 1), path=p.name, frac=frac))
 
 def _due(step: int, wall: float, steps, minutes, fracs, done: set) -> list:
     "The snapshot fractions of the budget (steps if given, else minutes) reached and not yet saved."
@@ -133,7 +101,7 @@ def _run_loop(stage, model, loss_fn, *, steps, minutes, lr, warmup, ckpt, ckpt_e
     log = _resume(ckpt, stage, model, ema, opt, gen, dict(extra, lr=lr, warmup=warmup, ema_decay=ema_decay, seed=seed))
     model.train()
     t_start, wall0, last_ckpt, step = time.time(), log.wall_s, time.time(), log.step
-    done = {s['frac'] for s in log.extra.get('snapshots', []) if 'frac' in s}
+    done = {s['frac'] for s in log.extra.get('snapshots', [])}
     bar = tqdm(total=steps, initial=step, desc=stage, disable=not progress, dynamic_ncols=True)
     while True:
         wall = wall0 + time.time() - t_start
@@ -151,8 +119,7 @@ def _run_loop(stage, model, loss_fn, *, steps, minutes, lr, warmup, ckpt, ckpt_e
             logger.info(f'{stage} step {step} loss {float(np.mean(log.losses[-log_every:])):.4f} wall {wall:.0f} s')
         for q in (_due(step, wall, steps, minutes, snapshot_fracs, done) if ckpt is not None else []):
             log.wall_s = wall0 + time.time() - t_start
-            _snapshot(ckpt, stage, ema if ema is not None else model, step, log)
-            log.extra['snapshots'][-1]['frac'] = q
+            _snapshot(ckpt, stage, ema if ema is not None else model, step, log, q)
             done.add(q)
         if ckpt is not None and time.time() - last_ckpt > ckpt_every_s:
             log.wall_s = wall0 + time.time() - t_start
