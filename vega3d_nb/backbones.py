@@ -11,7 +11,7 @@ from typing import Optional
 
 import torch
 
-from .core import logger, default_device, WEIGHT_KINDS, cache_root
+from .core import logger, default_device, WEIGHT_KINDS, cache_root, repo_root
 from .diffusion import Backbone, FAMILIES, move_module
 from .timesteps import TimestepInfo, schedule_table, nearest_info
 
@@ -125,10 +125,6 @@ class BackboneSpec:
     default_timestep: float
     note: str = ''
 
-def _repo_dir() -> Path:
-    import vega3d_nb
-    return Path(vega3d_nb.__file__).resolve().parent.parent
-
 # %% ../nbs/03_backbones.ipynb #c017
 _TESTS = 'random weights, for tests'
 BACKBONES = {
@@ -198,7 +194,7 @@ def _trained_folder(name: str, spec: BackboneSpec, weights_dir) -> Path:
     "Where a trained backbone's weights are, checked; registry entries resolve relative to the repository."
     folder = Path(weights_dir) if weights_dir is not None else Path(spec.model_id)
     if weights_dir is None and name in BACKBONES and not folder.is_absolute():
-        folder = _repo_dir() / folder
+        folder = repo_root() / folder
     if not (folder / 'vae').is_dir():
         raise ValueError(f"{name!r}: no trained weights at {folder} (expected vae/ and transformer/ there). They are "
                          "made by the world-model training notebook nbs/10_train_world.ipynb "

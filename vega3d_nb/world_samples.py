@@ -10,7 +10,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from .core import Clip
+from .core import Clip, repo_root
 from .frames import sample_indices
 from .io import save_clip, sample_clip_paths
 from .worlds.objects import LABEL, load_object_render, make_object_spec, render_object, save_object_render
@@ -62,8 +62,7 @@ def write_object_sample(seed: int,              # the render seed (`make_object_
 def _samples_dir(root=None) -> Path:
     "The folder of the bundled samples (the repo's assets/samples), or `root`."
     if root is not None: return Path(root)
-    import vega3d_nb
-    return Path(vega3d_nb.__file__).resolve().parent.parent / 'assets' / 'samples'
+    return repo_root() / 'assets' / 'samples'
 
 def sample_world(name: str) -> Optional[str]:
     "The world (a key of SAMPLE_PREFIXES) that a sample's name says it comes from, or None."

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core import cache_root, default_device, logger
+from ..core import cache_root, default_device, logger, repo_root
 from ..encoding import ExtractSettings
 from ..fusion import AdaptiveGatedFusion
 from ..mllm.adapters import EmbedsLMAdapter, build_tiny_chat_tokenizer
@@ -226,8 +226,7 @@ def _assets_path(assets_dir) -> Path:
     "`assets_dir`, or (relative and not found) the same path inside the repository."
     p = Path(assets_dir)
     if not p.is_absolute() and not p.is_dir():
-        import vega3d_nb
-        p = Path(vega3d_nb.__file__).resolve().parent.parent / p
+        p = repo_root() / p
     return p
 
 def small_vlm_card(assets_dir=SMALL_VLM_ASSETS) -> dict:
