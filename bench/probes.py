@@ -2,9 +2,10 @@
 
 1. Closed-form ridge (`ridge.fit_ridge`: float32 Gram chunks summed in float64, every lambda from one float64
    eigendecomposition) on an N x D problem (default 50k x 1536), measured side by side in one run:
-   - the floor: one float32 `X.T @ X` (the Gram product every exact solver needs);
-   - fixed penalty: `fit_ridge(lambda)` vs scikit-learn `Ridge(alpha=N * lambda)` (default solver, float64
-     standardised features, as its solvers use), at equal test error;
+   - the floor: one float32 `X.T @ X` GEMM (the Gram product every exact solver needs), beside `ridge.gram`'s
+     `syrk`, which computes only one triangle of it;
+   - fixed penalty: `fit_ridge(lambda)` vs scikit-learn `Ridge(alpha=N * lambda)` (default solver, standardised
+     features in float64, where its test error equals ours, and in float32, where it is faster but differs);
    - penalty chosen: `fit_ridge` over a 10-value grid on a validation split vs `RidgeCV` over the same grid (its
      efficient leave-one-out CV) on the training split;
    - memory: the peak resident memory (VmHWM) that `fit_ridge_stream` adds on chunks made on the fly (the matrix
@@ -52,41 +53,51 @@ def _peak_rss_mb(mode, n, d, chunk=8192):
     return float(out.stdout.split()[-1])
 
 
-def ridge_bench(n, d, n_val, n_test, seed=0):
+def ridge_bench(n, d, n_val, n_test, seed=0, repeat=3):
     from sklearn.linear_model import Ridge, RidgeCV
-    from vega3d_nb.ridge import fit_ridge, DEFAULT_LAMBDAS
+    from vega3d_nb.ridge import fit_ridge, gram, DEFAULT_LAMBDAS
     make = _problem(n, d, seed)
     (Xtr, ytr), (Xva, yva), (Xte, yte) = make(n), make(n_val), make(n_test)
     mse = lambda p: float(((torch.as_tensor(p).double() - yte.double()) ** 2).mean())
     print(f'ridge problem: train {n} x {d}, val {n_val}, test {n_test} (float32 features), '
-          f'torch threads {torch.get_num_threads()}')
-    _, t_floor = _timed(lambda: Xtr.T @ Xtr)
-    fit, t_cf_cv = _timed(lambda: fit_ridge(Xtr, ytr, DEFAULT_LAMBDAS, Xva, yva))
+          f'torch threads {torch.get_num_threads()}; best of {repeat} runs, interleaved (RidgeCV: one run)')
+    fit = fit_ridge(Xtr, ytr, DEFAULT_LAMBDAS, Xva, yva)
     lam = fit.lam
-    fit1, t_cf = _timed(lambda: fit_ridge(Xtr, ytr, [lam]))
-    e_cf_cv, e_cf = mse(fit.predict(Xte)), mse(fit1.predict(Xte))
-    # scikit-learn gets the features already standardised (not timed), float64 as its solvers use
-    Str = ((Xtr.double() - fit1.mean) / fit1.std).numpy()
-    Ste = ((Xte.double() - fit1.mean) / fit1.std).numpy()
-    sk, t_sk = _timed(lambda: Ridge(alpha=lam * n).fit(Str, ytr.numpy()))
-    e_sk = mse(sk.predict(Ste))
+    # scikit-learn gets the features already standardised (not timed): float64 as its solvers use, and float32
+    Str = ((Xtr.double() - fit.mean) / fit.std).numpy()
+    Ste = ((Xte.double() - fit.mean) / fit.std).numpy()
+    Str32, Ste32 = Str.astype(np.float32), Ste.astype(np.float32)
+    runs = {'floor': lambda: Xtr.T @ Xtr, 'syrk': lambda: gram(Xtr),
+            'cf': lambda: fit_ridge(Xtr, ytr, [lam]), 'cf_cv': lambda: fit_ridge(Xtr, ytr, DEFAULT_LAMBDAS, Xva, yva),
+            'sk': lambda: Ridge(alpha=lam * n).fit(Str, ytr.numpy()),
+            'sk32': lambda: Ridge(alpha=lam * n).fit(Str32, ytr.numpy().astype(np.float32))}
+    t, out = {k: float('inf') for k in runs}, {}
+    for _ in range(repeat):
+        for k, f in runs.items():
+            out[k], dt = _timed(f)
+            t[k] = min(t[k], dt)
     skcv, t_skcv = _timed(lambda: RidgeCV(alphas=[l * n for l in DEFAULT_LAMBDAS]).fit(Str, ytr.numpy()))
-    e_skcv = mse(skcv.predict(Ste))
-    del Str, Ste
+    e = {'cf': mse(out['cf'].predict(Xte)), 'cf_cv': mse(out['cf_cv'].predict(Xte)), 'sk': mse(out['sk'].predict(Ste)),
+         'sk32': mse(out['sk32'].predict(Ste32)), 'skcv': mse(skcv.predict(Ste))}
+    del Str, Ste, Str32, Ste32
     print(f'  chosen lambda (closed form, validation split): {lam:g}; RidgeCV chose alpha/N = {skcv.alpha_ / n:g}')
-    print(f'  {"method":48s} {"fit s":>8s} {"test MSE":>10s}')
-    for name, tt, e in [('floor: one float32 X.T @ X', t_floor, float('nan')),
-                        ('fit_ridge, fixed lambda', t_cf, e_cf),
-                        ('sklearn Ridge(alpha=N*lambda), default solver', t_sk, e_sk),
-                        ('fit_ridge, 10 lambdas on a val split', t_cf_cv, e_cf_cv),
-                        ('sklearn RidgeCV(10 alphas, LOO)', t_skcv, e_skcv)]:
-        print(f'  {name:48s} {tt:8.2f} {e:10.5f}')
-    print(f'  fit_ridge (fixed lambda) / float32 Gram floor: {t_cf / t_floor:.2f}x; '
-          f'with 10 lambdas: {t_cf_cv / t_floor:.2f}x (goal: within 1.3x)')
-    print(f'  Ridge / fit_ridge: {t_sk / t_cf:.1f}x faster (goal >= 3x) at test MSE {e_cf:.6f} vs {e_sk:.6f}, '
-          f'rel diff {abs(e_sk - e_cf) / e_cf:.1e} (goal < 1e-6)')
-    print(f'  RidgeCV / fit_ridge with selection: {t_skcv / t_cf_cv:.1f}x faster (goal >= 30x), '
-          f'test MSE {e_cf_cv:.6f} vs {e_skcv:.6f}')
+    print(f'  {"method":52s} {"fit s":>8s} {"test MSE":>10s}')
+    nan = float('nan')
+    for name, tt, err in [('floor: one float32 X.T @ X (GEMM)', t['floor'], nan),
+                          ('ridge.gram: float32 syrk (one triangle)', t['syrk'], nan),
+                          ('fit_ridge, fixed lambda', t['cf'], e['cf']),
+                          ('sklearn Ridge(alpha=N*lambda), float64 input', t['sk'], e['sk']),
+                          ('sklearn Ridge(alpha=N*lambda), float32 input', t['sk32'], e['sk32']),
+                          ('fit_ridge, 10 lambdas on a val split', t['cf_cv'], e['cf_cv']),
+                          ('sklearn RidgeCV(10 alphas, LOO), float64 input', t_skcv, e['skcv'])]:
+        print(f'  {name:52s} {tt:8.2f} {err:10.6f}')
+    rel = lambda a: abs(e[a] - e['cf']) / e['cf']
+    print(f'  fit_ridge / float32 GEMM Gram floor: fixed lambda {t["cf"] / t["floor"]:.2f}x, '
+          f'10 lambdas {t["cf_cv"] / t["floor"]:.2f}x (goal: within 1.3x)')
+    print(f'  Ridge (float64) / fit_ridge: {t["sk"] / t["cf"]:.1f}x faster (goal >= 3x), test MSE rel diff '
+          f'{rel("sk"):.1e} (goal < 1e-6); Ridge (float32): {t["sk32"] / t["cf"]:.1f}x, rel diff {rel("sk32"):.1e}')
+    print(f'  RidgeCV / fit_ridge with selection: {t_skcv / t["cf_cv"]:.1f}x faster (goal >= 30x), '
+          f'test MSE {e["cf_cv"]:.6f} vs {e["skcv"]:.6f}')
     print(f'  memory: the {n} x {d} float32 matrix is {n * d * 4 / 2 ** 20:.0f} MB; peak extra resident memory, '
           f'streamed fit {_peak_rss_mb("stream", n, d):.0f} MB vs matrix held {_peak_rss_mb("matrix", n, d):.0f} MB '
           f'(the running sums are {(d * d + 3 * d) * 8 / 2 ** 20:.0f} MB)')

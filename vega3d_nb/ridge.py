@@ -8,9 +8,23 @@ from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
 import torch
+from scipy.linalg import blas as _blas
 
 # %% auto #0
-__all__ = ['DEFAULT_LAMBDAS', 'RidgeMoments', 'ridge_path', 'moments_mse', 'RidgeFit', 'fit_ridge', 'fit_ridge_stream']
+__all__ = ['DEFAULT_LAMBDAS', 'CHOLESKY_MAX_LAMBDAS', 'gram', 'RidgeMoments', 'ridge_path', 'moments_mse', 'RidgeFit',
+           'fit_ridge', 'fit_ridge_stream']
+
+# %% ../nbs/05b_ridge.ipynb #c021
+_SYRK = {torch.float32: _blas.ssyrk, torch.float64: _blas.dsyrk}
+
+def gram(Xc: torch.Tensor,  # [n, C] rows (already centred, for the ridge)
+        ) -> torch.Tensor:
+    "Xc^T Xc [C, C], multiplied in Xc's dtype and returned in float64: BLAS `syrk` (one triangle) on the CPU, else GEMM."
+    if Xc.device.type != 'cpu' or Xc.dtype not in _SYRK or min(Xc.shape) == 0:
+        return (Xc.T @ Xc).double()
+    Xc = Xc.detach().contiguous()
+    U = torch.from_numpy(_SYRK[Xc.dtype](1.0, Xc.numpy().T, trans=0)).double()  # row-major Xc is column-major Xc^T
+    return U.triu() + U.triu(1).T
 
 # %% ../nbs/05b_ridge.ipynb #c005
 DEFAULT_LAMBDAS = tuple(10.0 ** k for k in range(-6, 4))
@@ -37,7 +51,7 @@ class RidgeMoments:
         mc = mg.double() + e
         n, d, dy = self.n, mc - self.mean, yc.mean() - self.ybar
         w = n * k / (n + k)
-        self.G += (Xc.T @ Xc).double() - k * torch.outer(e, e) + w * torch.outer(d, d)
+        self.G += gram(Xc) - k * torch.outer(e, e) + w * torch.outer(d, d)
         self.r += (Xc.T @ yd.to(self.gram_dtype)).double() + w * d * dy
         self.yy += yd @ yd + w * dy * dy
         self.mean += d * k / (n + k)
@@ -58,8 +72,26 @@ def _eigh(G: torch.Tensor) -> tuple:
         torch.set_num_threads(n0)
 
 # %% ../nbs/05b_ridge.ipynb #c101
+CHOLESKY_MAX_LAMBDAS = 12  # up to this many lambdas, a Cholesky each is cheaper than one eigendecomposition
+
+def _solve_path(G, r, lam) -> torch.Tensor:
+    "Weights [L, C] of (G + lambda I) w = r for every lambda: Choleskys, one eigendecomposition for the rest."
+    W, rest = G.new_zeros(len(lam), len(r)), list(range(len(lam)))
+    if len(lam) <= CHOLESKY_MAX_LAMBDAS:
+        eye, rest = torch.eye(len(r), dtype=G.dtype, device=G.device), []
+        for i, l in enumerate(lam):
+            L, info = torch.linalg.cholesky_ex(G + l * eye) if l > 0 else (None, 1)
+            if info == 0:
+                W[i] = torch.cholesky_solve(r[:, None], L)[:, 0]
+            else:  # not positive definite (collinear features, float32 Gram rounding): eigenvalues clamped below
+                rest.append(i)
+    if rest:
+        evals, V = _eigh(G)
+        W[rest] = ((V.T @ r)[None] / (evals.clamp_min(0)[None] + lam[rest, None])) @ V.T
+    return W
+
 def ridge_path(m: RidgeMoments, lambdas: Sequence[float]) -> tuple:
-    "(mean [C], std [C], ybar, standardised weights [L, C]): every lambda from one eigendecomposition."
+    "(mean [C], std [C], ybar, standardised weights [L, C]) for every lambda, from the running sums."
     n, C = m.n, m.G.shape[0]
     if n == 0:
         raise ValueError("no rows to fit the ridge on")
@@ -69,13 +101,9 @@ def ridge_path(m: RidgeMoments, lambdas: Sequence[float]) -> tuple:
     std = (m.G.diagonal() / n).clamp_min(0).sqrt()
     std = torch.where(std > 1e-6 * (1 + m.mean.abs()), std, torch.ones_like(std))  # constant to float accuracy
     G, r = m.G / (std[:, None] * std[None]) / n, m.r / std / n
-    if len(lam) == 1 and lam[0] > 0:  # one penalty: a Cholesky solve is exact and cheaper than the eigenvectors
-        L, info = torch.linalg.cholesky_ex(G + lam[0] * torch.eye(C, dtype=G.dtype, device=G.device))
-        if info == 0: return m.mean, std, m.ybar, torch.cholesky_solve(r[:, None], L)[:, 0][None]
-        # not positive definite (collinear features, float32 Gram rounding): the eigenvalues are clamped below
-    evals, V = _eigh(G)
-    return m.mean, std, m.ybar, ((V.T @ r)[None] / (evals.clamp_min(0)[None] + lam[:, None])) @ V.T
+    return m.mean, std, m.ybar, _solve_path(G, r, lam)
 
+# %% ../nbs/05b_ridge.ipynb #c023
 def moments_mse(v: RidgeMoments, mean, std, W, ybar) -> torch.Tensor:
     "MSE `[L]` on the rows summed in `v` of the standardised weights W [L, C] fitted with (mean, std, ybar)."
     Wt = W / std                                           # weights on raw features [L, C]
