@@ -19,7 +19,7 @@ _SYRK = {torch.float32: _blas.ssyrk, torch.float64: _blas.dsyrk}
 
 def gram(Xc: torch.Tensor,  # [n, C] rows (already centred, for the ridge)
         ) -> torch.Tensor:
-    "Xc^T Xc [C, C], multiplied in Xc's dtype and returned in float64: BLAS `syrk` (one triangle) on the CPU, else GEMM."
+    "Xc^T Xc [C, C] multiplied in Xc's dtype, as float64: BLAS `syrk` (one triangle) on the CPU, else GEMM."
     if Xc.device.type != 'cpu' or Xc.dtype not in _SYRK or min(Xc.shape) == 0:
         return (Xc.T @ Xc).double()
     Xc = Xc.detach().contiguous()

@@ -18,11 +18,11 @@ from .core import FeatureGrid, SceneClip
 from .metrics import PCK_ALPHAS, pck_column
 from .depth_probe import BASELINES, baseline_features, fit_depth_probe, probe_depth_scores, depth_score_columns
 from .correspondence import correspondence_queries, evaluate_correspondence
+from .dense_head import fit_dense_head
 
 # %% auto #0
 __all__ = ['SWEEP_KEYS', 'SUMMARY_COLUMNS', 'check_split', 'sweep', 'summarize_sweep', 'sweep_attrs', 'save_sweep_csv',
-           'load_sweep_csv', 'sweep_table', 'SpreadGrid', 'cells_within_spread', 'compare_sources', 'grid_markdown',
-           'results_markdown']
+           'load_sweep_csv', 'sweep_table', 'SpreadGrid', 'cells_within_spread']
 
 # %% ../nbs/06c_sweep.ipynb #c007
 SWEEP_KEYS = ('source', 'weights', 'model_id', 'layer', 't', 'sigma', 'step_index')
@@ -83,6 +83,7 @@ class _Probes:
     pixels: dict     # {seed: training-pixel selections, shared by every feature source of a seed}
     px_thresholds: Sequence[float] = ()  # also PCK at fixed pixel errors (Probe3D's 5, 10, 20)
     max_depth: object = None  # scale-shift cap: None, the deepest training pixel; a number; 'image' (legacy)
+    dense: Optional[dict] = None  # fit_dense_head kwargs: also fit the non-linear head (`dense.` columns)
 
     def row(self, tr, va, te, source: str, seed: int) -> dict:
         "Fit a depth probe on `tr` (lambda on `va`), score it and the correspondences on `te`."
@@ -95,7 +96,10 @@ class _Probes:
         score_corr = self.correspondence and te[0].feat_dim
         cs, px = (_score_corr(te, self.test, self.queries[seed], self.alphas, self.px_thresholds) if score_corr
                   else (None, None))
-        return dict(_row(te[0], source, probe, ds, cs, px), seed=seed)
+        r = dict(_row(te[0], source, probe, ds, cs, px), seed=seed)
+        if self.dense is not None and te[0].feat_dim:
+            r.update(_dense_columns(self, tr, va, te, seed, cap))
+        return r
 
     def identity_row(self, seed: int) -> dict:
         "The identity-match baseline's row (correspondence only)."
@@ -103,6 +107,15 @@ class _Probes:
         ident = ['identity'] * len(self.test)
         cs, px = _score_corr(ident, self.test, self.queries[seed], self.alphas, self.px_thresholds)
         return dict(_row(g, 'identity', None, None, cs, px), seed=seed)
+
+# %% ../nbs/06c_sweep.ipynb #c033
+def _dense_columns(probes: _Probes, tr, va, te, seed: int, cap) -> dict:
+    "`dense.` depth-score columns of the small conv head, fitted on the ridge's split (early-stopped on its val)."
+    depths = lambda cs: [c.depth for c in cs]
+    vdep = None if probes.val is None else depths(probes.val)
+    fit = fit_dense_head(tr, depths(probes.train), va, vdep, seed=seed, progress=False, **probes.dense)
+    ds = probe_depth_scores(fit.head, te, depths(probes.test), average=probes.average, max_depth=cap)
+    return {f'dense.{k}': v for k, v in depth_score_columns(ds).items()} | {'dense.best_epoch': fit.best_epoch}
 
 # %% ../nbs/06c_sweep.ipynb #c015
 def _extract(sources, splits, seeds, timesteps, layers, progress) -> dict:
@@ -182,6 +195,7 @@ def sweep(feature_source: Callable,           # (clip, t, layers, seed) -> {laye
           correspondence: bool = True,         # also score correspondences
           px_thresholds: Sequence[float] = (), # also PCK at fixed pixel errors (Probe3D: 5, 10, 20): pck_px@ columns
           max_depth=None,                      # scale-shift cap: None = deepest training pixel; 'image': legacy
+          dense_head=False,                    # also the conv head (`dense.` columns): True or fit_dense_head kwargs
           progress: bool = True,               # tqdm bar
           csv_path=None,                       # save the table here
          ) -> pd.DataFrame:
@@ -191,14 +205,16 @@ def sweep(feature_source: Callable,           # (clip, t, layers, seed) -> {laye
     queries = ({s: [correspondence_queries(c, gaps, n_queries, s) for c in test_clips] for s in seeds}
                if correspondence else {})
     probes = _Probes(train_clips, val_clips, test_clips, target, max_pixels, average, alphas, correspondence,
-                     queries, {s: {} for s in seeds}, tuple(px_thresholds), max_depth)
+                     queries, {s: {} for s in seeds}, tuple(px_thresholds), max_depth,
+                     None if dense_head is False else dict({} if dense_head is True else dense_head))
     sources = [(n, fs) for n, fs in (('backbone', feature_source), ('random-init', random_source)) if fs is not None]
     splits = dict(train=list(train_clips), val=list(val_clips or []), test=list(test_clips))
     rows, grid_size = _feature_rows(probes, sources, splits, seeds, timesteps, layers, progress)
     grid_size = grid_size or tuple(s // 8 for s in test_clips[0].clip.size)
     rows += _baseline_rows(probes, baselines, seeds, grid_size)
     df = summarize_sweep(pd.DataFrame(rows))
-    df.attrs.update(sweep_attrs(average, target, train_clips, val_clips, test_clips, seeds, time.perf_counter() - t0))
+    df.attrs.update(sweep_attrs(average, target, train_clips, val_clips, test_clips, seeds, time.perf_counter() - t0,
+                               dense_head is not False))
     if csv_path is not None:
         save_sweep_csv(df, csv_path)
     return df
@@ -219,7 +235,7 @@ def summarize_sweep(raw: pd.DataFrame) -> pd.DataFrame:
     out = out.astype({k: t for k, t in dtypes.items() if k in out})
     return out[keys + ['n_seeds'] + [c for m in mets for c in (m, f'{m}.std')]]
 
-def sweep_attrs(average, target, train, val, test, seeds, seconds) -> dict:
+def sweep_attrs(average, target, train, val, test, seeds, seconds, dense: bool = False) -> dict:
     "The conventions a sweep table states in its header."
     val_ids = "carved from train" if val is None else [c.scene_id for c in val]
     return {'depth averaging': 'per image (mean of per-image metrics)' if average == 'image' else 'pixel-pooled',
@@ -234,7 +250,9 @@ def sweep_attrs(average, target, train, val, test, seeds, seconds) -> dict:
                               'fixed pixel errors (strict <); cosine nearest neighbour at image resolution',
             'spread': f'mean and sample std over seeds {list(seeds)}',
             'scenes': f'train {[c.scene_id for c in train]}, val {val_ids}, test {[c.scene_id for c in test]}',
-            'seconds': f'{seconds:.1f}'}
+            'seconds': f'{seconds:.1f}'} | ({'dense head': 'dense.* columns: conv3x3-GELU-conv3x3-GELU-conv1x1 on the '
+                                            'grid predicting log-depth, AdamW, early-stopped on the same validation '
+                                            'split as the ridge, scored like it'} if dense else {})
 
 # %% ../nbs/06c_sweep.ipynb #c022
 def save_sweep_csv(df: pd.DataFrame, path) -> Path:
@@ -262,7 +280,7 @@ def load_sweep_csv(path) -> pd.DataFrame:
 
 # %% ../nbs/06c_sweep.ipynb #c024
 SUMMARY_COLUMNS = ('none.delta1', 'none.abs_rel', 'scale_shift.delta1', 'scale_shift.abs_rel',
-                   'scale_shift.neg_scale', 'pck@0.10.gap1')
+                   'scale_shift.neg_scale', 'dense.none.delta1', 'dense.scale_shift.delta1', 'pck@0.10.gap1')
 
 def sweep_table(df: pd.DataFrame, columns: Sequence[str] = SUMMARY_COLUMNS, digits: int = 3) -> pd.DataFrame:
     "A display copy: keys plus `mean ± std` strings for `columns` (those present)."
@@ -301,99 +319,3 @@ def cells_within_spread(df: pd.DataFrame, metric: str = 'none.delta1', source: s
     best = (mean.stack().idxmax() if hib else mean.stack().idxmin())
     within = (mean - mean.loc[best]).abs() <= np.sqrt(std ** 2 + std.loc[best] ** 2)
     return SpreadGrid(metric, mean, std, best, within, hib)
-
-# %% ../nbs/06c_sweep.ipynb #c034
-def _rows_of(df, source, metric):
-    "Rows of `source` that have a value for `metric`."
-    return df[(df['source'] == source) & df[metric].notna()]
-
-def _best_of(rows, metric, hib):
-    "The row with the best `metric`."
-    return rows.loc[rows[metric].idxmax() if hib else rows[metric].idxmin()]
-
-def _comparison_rows(df, metric, trained, hib) -> tuple:
-    "The trained best cell, random-init at that cell and at its own best, and one row of every other source."
-    best = _best_of(_rows_of(df, trained, metric), metric, hib)
-    std = f'{metric}.std'
-    rows = [dict(source=f'{trained} (trained) best cell', layer=best['layer'], t=best['t'], mean=best[metric],
-                 std=best[std])]
-    rnd = _rows_of(df, 'random-init', metric)
-    if len(rnd):
-        same = rnd[(rnd['layer'] == best['layer']) & (np.isclose(rnd['t'].astype(float), float(best['t'])))]
-        if len(same):
-            rows.append(dict(source='random-init, same cell', layer=best['layer'], t=best['t'],
-                             mean=same[metric].iloc[0], std=same[std].iloc[0]))
-        rb = _best_of(rnd, metric, hib)
-        rows.append(dict(source='random-init best cell', layer=rb['layer'], t=rb['t'], mean=rb[metric], std=rb[std]))
-    for s in [s for s in df['source'].unique() if s not in (trained, 'random-init')]:
-        r = _rows_of(df, s, metric)
-        if len(r):
-            rows.append(dict(source=s, layer=None, t=None, mean=r[metric].iloc[0], std=r[std].iloc[0]))
-    return best, rows
-
-# %% ../nbs/06c_sweep.ipynb #c035
-def compare_sources(df, metric:str='none.delta1', trained:str='backbone'):
-    "Trained model's best (layer, t) for `metric` against random-init and the baselines, with margins and spread."
-    hib = metrics.higher_is_better(metric)
-    best, rows = _comparison_rows(df, metric, trained, hib)
-    out = pd.DataFrame(rows)
-    lab = lambda v, f: '' if v is None or pd.isna(v) else f(v)
-    out['layer'] = [lab(v, lambda x: str(int(x))) for v in out['layer']]
-    out['t'] = [lab(v, lambda x: f'{float(x):.0f}') for v in out['t']]
-    sign = 1 if hib else -1
-    out['margin'] = sign * (best[metric] - out['mean'])
-    out['sigmas'] = out['margin'] / np.sqrt(out['std'] ** 2 + best[f'{metric}.std'] ** 2 + 1e-12)
-    out.attrs = dict(metric=metric, higher_is_better=hib)
-    return out
-
-# %% ../nbs/06c_sweep.ipynb #c037
-def _md_cell(v, digits):
-    "A table value as markdown text: floats to `digits` places, missing values empty."
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return ''
-    return f'{v:.{digits}f}' if isinstance(v, (float, np.floating)) else str(v)
-
-def _md_table(df, digits=3) -> str:
-    "A pandas frame as a GitHub markdown table."
-    cols = list(df.columns)
-    lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-    lines += ['| ' + ' | '.join(_md_cell(v, digits) for v in r) + ' |' for r in df.itertuples(index=False)]
-    return '\n'.join(lines)
-
-def grid_markdown(df, metric:str='none.delta1', source:str='backbone', digits:int=3) -> str:
-    "Layer x timestep table of `metric` (mean ± std over seeds) for one source, as markdown."
-    sub = df[df['source'] == source]
-    ts = sorted(sub['t'].dropna().unique())
-    ls = sorted(sub['layer'].dropna().unique())
-    head = '| layer \\ t | ' + ' | '.join(f'{t:.0f} (σ={sub[sub["t"] == t]["sigma"].iloc[0]:.2f})' for t in ts) + ' |'
-    lines = [head, '|' + '---|' * (len(ts) + 1)]
-    for l in ls:
-        cells = []
-        for t in ts:
-            r = sub[(sub['layer'] == l) & (sub['t'] == t)]
-            cells.append(f'{r[metric].iloc[0]:.{digits}f} ± {r[metric + ".std"].iloc[0]:.{digits}f}' if len(r) else '')
-        lines.append(f'| {int(l)} | ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
-
-# %% ../nbs/06c_sweep.ipynb #c038
-def results_markdown(df,
-                     metrics:Sequence[str]=('none.delta1', 'none.abs_rel', 'scale_shift.delta1', 'pck@0.10.gap1',
-                                            'pck@0.10.gap4'),
-                     title:str='vega3d-tiny-scenes (trained here): probe sweep') -> str:
-    "The comparison tables and the per-cell grids of a `world_probe_sweep`, as markdown."
-    parts = [f'### {title}', '',
-             f"Probe conventions: {df.attrs.get('probe', '')}; depth averaging: {df.attrs.get('depth averaging', '')}; "
-             f"extractor mode temporal={df.attrs.get('temporal', 'frames')!r}; spread: {df.attrs.get('spread', '')}. "
-             "margin = trained best cell minus the row (positive: trained is better); "
-             "sigmas = margin / combined seed std.", '']
-    for m in metrics:
-        if m not in df:
-            continue
-        c = compare_sources(df, m)
-        parts += [f'**{m}** ({"higher" if c.attrs["higher_is_better"] else "lower"} is better)', '', _md_table(c), '']
-    for m in metrics[:1] + tuple(x for x in metrics if x.startswith('pck'))[:1]:
-        for s in ('backbone', 'random-init'):
-            if m in df and (df['source'] == s).any():
-                who = "trained" if s == "backbone" else "random-init"
-                parts += [f'{m} by layer and timestep, {who} (mean ± std over seeds):', '', grid_markdown(df, m, s), '']
-    return '\n'.join(parts)

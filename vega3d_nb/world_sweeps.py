@@ -208,7 +208,9 @@ def world_sweep(backbone,                      # a Backbone, or None for the bas
                 random_seed: int = 0,          # weights seed of the random-init twin
                 temporal: str = 'frames', correspondence: bool = True, gaps: Sequence[int] = (1, 4),
                 n_queries: int = 50, max_pixels: int = 50_000,  # correspondence queries; depth-probe pixels
-                objects: bool = True, progress: bool = False, **probe_kw) -> WorldSweep:
+                objects: bool = True, progress: bool = False,
+                dense_head=False,              # also the conv depth head beside the ridge (see `sweep`)
+                **probe_kw) -> WorldSweep:
     "Depth, correspondence and object probes of a backbone's layers x timesteps and of every baseline on one world."
     layers = list(range(backbone.num_layers)) if layers is None and backbone is not None else list(layers or [])
     fs = rnd = vae = None
@@ -216,7 +218,7 @@ def world_sweep(backbone,                      # a Backbone, or None for the bas
     kw = dict(seeds=seeds, val_clips=val_clips)
     depth = lambda src, r, ts, ls, **b: sweep(src, train_clips, test_clips, ts, ls, random_source=r, gaps=gaps,
                                               n_queries=n_queries, correspondence=correspondence,
-                                              max_pixels=max_pixels, progress=progress, **kw, **b)
+                                              max_pixels=max_pixels, progress=progress, dense_head=dense_head, **kw, **b)
     objs = lambda src, r, ts, ls, **b: object_sweep(src, train_clips, test_clips, ts, ls, random_source=r, **kw,
                                                     **b, **probe_kw)
     dd, od = [depth(fs, rnd, timesteps, layers)], [objs(fs, rnd, timesteps, layers)] if objects else []
@@ -228,7 +230,8 @@ def world_sweep(backbone,                      # a Backbone, or None for the bas
     return WorldSweep(world, _concat(dd, **extra), _concat(od, **extra) if od else pd.DataFrame(), who)
 
 # %% ../nbs/06e_world_sweeps.ipynb #c022
-DEPTH_COLUMNS = ('none.delta1', 'none.abs_rel', 'scale_shift.delta1', 'pck@0.10.gap1', 'pck@0.10.gap4')
+DEPTH_COLUMNS = ('none.delta1', 'none.abs_rel', 'scale_shift.delta1', 'dense.none.delta1', 'dense.scale_shift.delta1',
+                 'pck@0.10.gap1', 'pck@0.10.gap4')
 OBJECT_COLUMNS = ('position.err', 'position.z_abs_rel', 'position.r2', 'velocity.err', 'velocity.r2',
                   'collide.accuracy', 'collide.balanced_accuracy', 'collide.majority_accuracy',
                   'azimuth.angular_err', 'azimuth.accuracy@30', 'box_size.rel_err', 'box_size.r2')

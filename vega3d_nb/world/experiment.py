@@ -14,7 +14,8 @@ from ..core import logger
 from ..scenes import scene_splits
 from ..backbones import load_backbone, random_init_like
 from ..extractor import feature_source, vae_latent_features
-from ..sweep import results_markdown, save_sweep_csv, sweep
+from ..sweep import save_sweep_csv, sweep
+from ..sweep_tables import results_markdown
 from .report import write_model_card
 
 # %% auto #0
