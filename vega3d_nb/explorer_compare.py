@@ -100,7 +100,8 @@ def align_components(ya: torch.Tensor, yb: torch.Tensor) -> tuple:
     "(order, signs, |corr|): B's component maps `yb` reordered and signed to correlate best with A's `ya` [T, n, h, w]."
     n = ya.shape[1]
     flat = lambda y: y.transpose(0, 1).reshape(n, -1).double()
-    za, zb = [(m - m.mean(1, keepdim=True)) / m.std(1, keepdim=True, unbiased=False).clamp_min(1e-12) for m in (flat(ya), flat(yb))]
+    z = lambda m: (m - m.mean(1, keepdim=True)) / m.std(1, keepdim=True, unbiased=False).clamp_min(1e-12)
+    za, zb = z(flat(ya)), z(flat(yb))
     C = za @ zb.T / za.shape[1]                          # [n_a, n_b] correlations
     order = max(permutations(range(n)), key=lambda o: float(sum(C[i, j].abs() for i, j in enumerate(o))))
     corr = torch.stack([C[i, j] for i, j in enumerate(order)])
