@@ -190,8 +190,8 @@ def result_files(name: str, obj) -> tuple:
 def _readme(rec: dict, texts: list, names: list) -> str:
     c, a, b = rec['clip'], rec['a'], rec.get('b')
     side = lambda w, s: (f"- **{w}:** {s['backbone']} ({s['weights_label']}, weights {s['weights_hash']}), "
-                         f"t={s['t']:g} (sigma {s['sigma']:.3f}), layer {s['layer']}, {s['n_noise']} noise sample(s), seed "
-                         f"{s['seed']}; grid {s['grid_shape']}, hash {s['grid_hash']}")
+                         f"t={s['t']:g} (sigma {s['sigma']:.3f}), layer {s['layer']}, {s['n_noise']} noise sample(s), "
+                         f"seed {s['seed']}; grid {s['grid_shape']}, hash {s['grid_hash']}")
     how = f"the bundled sample re-read with {c['sample']}" if c['sample'] else f'only from the saved frames ({FRAMES})'
     png = '' if any(n.endswith('_fig.png') for n in names) else \
         ' Figures are HTML only: PNG export of plotly figures needs `kaleido`, which is not installed.'
