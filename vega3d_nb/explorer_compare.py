@@ -60,8 +60,11 @@ class ComparePair:
     a: ViewSettings
     b: ViewSettings
     note: str = ''    # how B's timestep and layer were matched to A's
+    twin_seed: Optional[int] = None  # B is A's random-init twin with this weights seed
 
-def compare_settings(a, b, t, layer, n_noise: int = 1, seed: int = 0) -> ComparePair:
+def compare_settings(a, b, t, layer, n_noise: int = 1, seed: int = 0,
+                     twin_seed: Optional[int] = None,  # B is A's random-init twin with this weights seed
+                    ) -> ComparePair:
     "Check the controls once for A and match them for B (t snapped to B's schedule, layer by relative depth)."
     from vega3d_nb.explorer_session import clamp_knobs
     if a.weights_hash == b.weights_hash:
@@ -75,7 +78,7 @@ def compare_settings(a, b, t, layer, n_noise: int = 1, seed: int = 0) -> Compare
         notes.append(f"t is {sa.info.t:g} on A's schedule and {sb.info.t:g} on B's (sigma {sa.info.sigma:.3f} vs "
                      f"{sb.info.sigma:.3f})")
     if kb.message: notes.append(f'for B: {kb.message}')
-    return ComparePair(sa, sb, '; '.join(notes) + '.' if notes else '')
+    return ComparePair(sa, sb, '; '.join(notes) + '.' if notes else '', twin_seed)
 
 # %% ../nbs/13c_explorer_compare.ipynb #c013
 def _scaled(x: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from .explorer_compare import ComparePair
 # %% auto #0
 __all__ = ['EXPORT_VERSION', 'SETTINGS', 'FRAMES', 'grid_hash', 'sample_sampling', 'session_record', 'read_export',
            'reproduce_input', 'reproduce_backbones', 'reproduce_grids', 'reproduce_script', 'extract_command',
-           'result_files', 'SessionExport', 'export_session']
+           'result_files', 'export_filename', 'SessionExport', 'export_session']
 
 # %% ../nbs/13d_explorer_export.ipynb #c007
 EXPORT_VERSION = 1
@@ -60,6 +60,7 @@ def session_record(inp: ClipInput, view, ws: Workspace,  # view: a ViewSettings,
                    sampling: Optional[dict] = None) -> dict:
     "Everything that rebuilds the view: the clip (source, sampling, hash), each backbone's settings and grid hash."
     a, b = (view.a, view.b) if isinstance(view, ComparePair) else (view, None)
+    twin_seed = getattr(view, 'twin_seed', None) if twin_seed is None else twin_seed
     c = inp.clip
     clip = dict(name=inp.name, source=str(c.source).split('/')[-1], num_frames=c.num_frames, size=list(c.size),
                 fps=float(c.fps), frame_indices=[int(i) for i in c.frame_indices], content_hash=inp.clip_hash,
@@ -181,7 +182,8 @@ def result_files(name: str, obj) -> tuple:
         stem = f'{name}_{k}'
         if isinstance(v, np.ndarray) and v.dtype == np.uint8 and v.ndim == 3: files[stem + '.png'] = _png(v)
         elif isinstance(v, pd.DataFrame):
-            files.update({stem + '.csv': v.to_csv(index=False), stem + '.md': markdown_table(v.fillna(''))})
+            md = markdown_table(v.astype(object).fillna(''))
+            files.update({stem + '.csv': v.to_csv(index=False), stem + '.md': md})
         elif isinstance(v, go.Figure): files.update(_figure_files(stem, v))
         elif isinstance(v, str) and v and k in ('caption', 'summary', 'note'): texts.append(f'- **{name} {k}:** {v}')
     return files, texts
@@ -204,6 +206,13 @@ def _readme(rec: dict, texts: list, names: list) -> str:
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/13d_explorer_export.ipynb #c020
+def export_filename(inp: ClipInput, view) -> str:
+    "A file name saying what the export holds: clip, backbone(s), timestep and layer."
+    a, b = (view.a, view.b) if isinstance(view, ComparePair) else (view, None)
+    vs = '' if b is None else '-vs-twin' if getattr(view, 'twin_seed', None) is not None else f'-vs-{b.backbone.name}'
+    stem = f'vega3d-session-{inp.name}-{inp.clip_hash[:6]}-{a.backbone.name}{vs}-t{a.info.t:.0f}-l{a.layer}'
+    return ''.join(ch if ch.isalnum() or ch in '-_.' else '_' for ch in stem)[:150] + '.zip'
+
 @dataclass
 class SessionExport:
     "A written export: the zip, its record and the files in it."
