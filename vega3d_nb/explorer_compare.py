@@ -11,7 +11,6 @@ from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
 
@@ -251,8 +250,9 @@ def sweep_cells(df_a: pd.DataFrame, df_b: pd.DataFrame, metric: str,
 # %% ../nbs/13c_explorer_compare.ipynb #c027
 def diff_heatmap(cells: pd.DataFrame,  # from `sweep_cells`
                  note: str = '',       # what A and B are, for the subtitle
-                ) -> go.Figure:
+                ) -> 'go.Figure':
     "A minus B per (layer, t) cell on a diverging scale centred on 0; rings where the difference is within spread."
+    import plotly.graph_objects as go
     from vega3d_nb.metrics import higher_is_better
     from vega3d_nb.viz import titled
     metric, hib = cells['metric'].iloc[0], higher_is_better(cells['metric'].iloc[0].split('.')[-1])

@@ -11,7 +11,6 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from .core import FeatureGrid, weights_label
 from .explorer import (ClipInput, ExplorerCache, ViewSettings, Workspace, features_view, read_input,
@@ -166,7 +165,7 @@ def _png(img: np.ndarray) -> bytes:
     Image.fromarray(img).save(b, format='PNG')
     return b.getvalue()
 
-def _figure_files(stem: str, fig: go.Figure) -> dict:
+def _figure_files(stem: str, fig) -> dict:
     "The figure as HTML loading the shared plotly.min.js, and as PNG when kaleido can render it."
     out = {stem + '.html': fig.to_html(include_plotlyjs='directory', full_html=True)}
     try: out[stem + '.png'] = fig.to_image(format='png')
@@ -176,6 +175,7 @@ def _figure_files(stem: str, fig: go.Figure) -> dict:
 def result_files(name: str, obj) -> tuple:
     "({file: bytes or str}, [README lines]) of a view dataclass or table: images, tables, figures, captions."
     from vega3d_nb.world_sweeps import markdown_table
+    import plotly.graph_objects as go
     files, texts = {}, []
     items = [('table', obj)] if isinstance(obj, pd.DataFrame) else [(f.name, getattr(obj, f.name)) for f in fields(obj)]
     for k, v in items:
