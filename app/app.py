@@ -313,6 +313,69 @@ def wire_loading(models: H.AppModels, session: gr.State, inp: NS, feats: NS, dep
                       **RAW).success(*feats.refresh, **RAW)
 
 
+# ---------------------------------------------------------------- compare and export (issue 18, item 14)
+def compare_tab(models: H.AppModels, session: gr.State, k: NS):
+    "A against B (another backbone, or A's random-init twin): one PCA projection, one probe table, the sweep A - B."
+    twins = H.EC.TwinShelf()    # random-init twins built for this page, once per backbone
+    with gr.Tab('Compare & export', id='compare'):
+        gr.Markdown('Backbone A is the one chosen above; B is another backbone or A\'s random-init twin (same '
+                    'architecture, random weights). Both read the same clip at the same t (snapped to each schedule) '
+                    'and layer (by relative depth when their block counts differ), coloured by one PCA projection, '
+                    'with one probe table against the baselines; the sweep shows A minus B per cell.')
+        with gr.Row():
+            b_name = gr.Dropdown(H.compare_choices(models), value=H.EC.TWIN, label='backbone B', elem_id='compare_b')
+            btn = gr.Button('Compare features and depth probes', variant='primary', elem_id='compare_btn')
+        caption = gr.Markdown(elem_id='compare_caption')
+        image = gr.Image(label='A (left) and B (right): frames above their PCA colours', type='numpy',
+                         interactive=False, elem_id='compare_image', format='png')
+        summary = gr.Markdown(elem_id='compare_summary')
+        table = gr.Dataframe(label='held-out depth probes of A and B with the baselines', interactive=False,
+                             elem_id='compare_table')
+        with gr.Row():
+            ts = gr.Textbox('100, 500, 900', label='sweep timesteps (comma-separated)', elem_id='compare_ts')
+            n_seeds = gr.Slider(1, H.EP.MAX_SWEEP_SEEDS, value=1, step=1, label='seeds (2+ for a spread)')
+            corr = gr.Checkbox(True, label='also correspondence (PCK)')
+            sweep_btn = gr.Button('Compare sweeps', elem_id='compare_sweep_btn')
+        sweep_note = gr.Markdown(elem_id='compare_sweep_note')
+        with gr.Row():
+            depth_diff, pck_diff = gr.Plot(label='depth delta1, A minus B'), gr.Plot(label='PCK, A minus B')
+        with gr.Row():
+            export_btn = gr.Button('Export session (zip: settings, tables, figures, reproduce.py)',
+                                   elem_id='export_btn')
+            export_file = gr.File(label='exported session', interactive=False, elem_id='export_file')
+    last = gr.State({})  # the last comparison's pair and results, for the export
+
+    def pair_of(sess, bb_name, t, l, nn, sd, bn):
+        b, kn = checked_knobs(models, sess, bb_name, t, l, nn, sd)
+        return H.compare_pair(models, twins, sess, b, bn, kn.t, kn.layer, kn.n_noise, kn.seed)
+
+    @guarded
+    def on_compare(sess, bb_name, t, l, nn, sd, bn, last, progress=gr.Progress()):
+        pair = pair_of(sess, bb_name, t, l, nn, sd, bn)
+        f, p = H.compare_view(models, sess, pair, progress)
+        return (f.caption, f.image, f'{p.summary}\n\n{p.note}', H.EP.highlight_losses(p.table),
+                H.remember(last, pair, compare_features=f, compare_probes=p))
+
+    @guarded
+    def on_sweeps(sess, bb_name, t, l, nn, sd, bn, text, nseeds, c, last, progress=gr.Progress(track_tqdm=True)):
+        pair = pair_of(sess, bb_name, t, l, nn, sd, bn)
+        s = H.compare_sweeps(models, pair, H.parse_numbers(text), nseeds, bool(c))
+        return s.depth_fig, s.pck_fig, s.note, H.remember(last, pair, compare_sweep=s)
+
+    @guarded
+    def on_export(sess, bb_name, t, l, nn, sd, bn, last, progress=gr.Progress()):
+        progress(0.2, desc='writing the export')
+        b, kn = checked_knobs(models, sess, bb_name, t, l, nn, sd)
+        try: view = H.compare_pair(models, twins, sess, b, bn, kn.t, kn.layer, kn.n_noise, kn.seed)
+        except ValueError: view = H.E.view_settings(b, kn.t, kn.layer, kn.n_noise, kn.seed)  # B is A: A alone
+        return str(H.export_session(models, sess, last, view))
+
+    ins = k.knobs + [b_name]
+    btn.click(on_compare, ins + [last], [caption, image, summary, table, last], **RAW)
+    sweep_btn.click(on_sweeps, ins + [ts, n_seeds, corr, last], [depth_diff, pck_diff, sweep_note, last], **RAW)
+    export_btn.click(on_export, ins + [last], export_file, **RAW)
+
+
 def build_demo(models: H.AppModels) -> gr.Blocks:
     "Lay out the page, one builder per tab; `models` carries the backbones, chat model and the explorer's workspace."
     with gr.Blocks(title='vega3d_nb explorer', delete_cache=(600, 3600), analytics_enabled=False) as demo:
@@ -330,6 +393,7 @@ def build_demo(models: H.AppModels) -> gr.Blocks:
             sweep_tab(models, session, k)
             gates_tab(models, session, k)
             chat_tab(models, session)
+            compare_tab(models, session, k)   # issue 18, item 14
         wire_loading(models, session, inp, feats, depth, corr)
     return demo
 

@@ -197,3 +197,54 @@ def chat_stream(models: AppModels, session: Session, message: str, history: list
 def cleanup(workdir):
     "Remove the scratch folder."
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- compare and export (issue 18, item 14)
+from vega3d_nb import explorer_compare as EC  # noqa: E402  (kept in this block: the other blocks stay as they were)
+from vega3d_nb import explorer_export as EX  # noqa: E402
+
+
+def compare_choices(models: AppModels) -> list:
+    "Backbone-B choices: A's random-init twin first, then every backbone (unavailable ones marked)."
+    return [(f'{EC.TWIN} (same architecture, random weights)', EC.TWIN)] + backbone_choices(models)
+
+
+def compare_pair(models: AppModels, twins: EC.TwinShelf, session: Session, backbone_a, name_b: str, t, layer,
+                 n_noise=1, seed=0) -> EC.ComparePair:
+    "A (the app's backbone) and B at the controls' values (clamped for A, matched for B); B may be A's twin."
+    k = ES.clamp_knobs(backbone_a, t, layer, n_noise, seed)
+    b = EC.backbone_b(models.backbones.get, twins, backbone_a, name_b)
+    return EC.compare_settings(backbone_a, b, k.t, k.layer, k.n_noise, k.seed, 0 if name_b == EC.TWIN else None)
+
+
+def compare_view(models: AppModels, session: Session, pair: EC.ComparePair, progress=None) -> tuple:
+    "(CompareFeatures, CompareProbes) of the loaded clip: one PCA projection, one probe table with the baselines."
+    inp = session.loaded
+    return (EC.compare_features(inp, pair, models.workspace.cache, progress),
+            EC.compare_probes(inp, pair, models.workspace, progress))
+
+
+def compare_sweeps(models: AppModels, pair: EC.ComparePair, timesteps, n_seeds=1,
+                   correspondence=True) -> EC.SweepCompare:
+    return EC.compare_sweeps(pair.a.backbone, pair.b.backbone, timesteps, models.workspace, n_seeds, correspondence)
+
+
+def pair_key(view) -> tuple:
+    "What identifies a comparison (or one view): each side's weights and checked settings."
+    sides = (view.a, view.b) if isinstance(view, EC.ComparePair) else (view,)
+    return tuple((s.backbone.name, s.backbone.weights_hash, s.info, s.layer, s.n_noise, s.seed) for s in sides)
+
+
+def remember(last: dict, pair: EC.ComparePair, **results) -> dict:
+    "The Compare page's memory: `results` added to those of the same pair, or replacing another pair's."
+    kept = last.get('results', {}) if last.get('key') == pair_key(pair) else {}
+    return dict(key=pair_key(pair), pair=pair, results={**kept, **results})
+
+
+def export_session(models: AppModels, session: Session, last: dict, view) -> Path:
+    "A zip of the view (a ComparePair or ViewSettings): with the results `last` holds for it, else A's view alone."
+    inp = session.loaded
+    same = last.get('key') == pair_key(view)
+    view, results = (last['pair'], last['results']) if same else (getattr(view, 'a', view), None)
+    path = models.workspace.path('exports', EX.export_filename(inp, view))
+    return EX.export_session(path, inp, view, models.workspace, results).path
