@@ -13,6 +13,7 @@ import torch
 
 from .core import logger, default_device, WEIGHT_KINDS, cache_root, repo_root
 from .diffusion import Backbone, FAMILIES, move_module
+from . import families   # registers the other diffusion families (sd-down, sd-vae, wan-vace, svd)
 from .timesteps import TimestepInfo, schedule_table, nearest_info
 
 # %% auto #0
@@ -48,10 +49,13 @@ _TINY = {
     sched=('DDIMScheduler', dict(_DDIM, set_alpha_to_one=False)), text_len=77),
 }
 
+# %% ../nbs/03_backbones.ipynb #c047
+_TINY.update(families.tiny_configs(_TINY))   # sd-down, sd-vae, wan-vace, svd, wan2.2
+
 # %% ../nbs/03_backbones.ipynb #c007
 def _cls(name):
     import diffusers, transformers
-    return getattr(diffusers, name, None) or getattr(transformers, name)
+    return getattr(families, name, None) or getattr(diffusers, name, None) or getattr(transformers, name)
 
 def _resolve_device_dtype(device, dtype):
     device = torch.device(device) if device is not None else default_device()
@@ -59,15 +63,17 @@ def _resolve_device_dtype(device, dtype):
         dtype = torch.bfloat16 if device.type == 'cuda' else torch.float32
     return device, dtype
 
-def _empty_prompt_standin(text_len: int, text_dim: int, seed: int) -> torch.Tensor:
-    "Like umT5's empty prompt: one non-zero token (EOS) then zero padding, `[1, L, D]`."
+def _empty_prompt_standin(text_len: int, text_dim: int, seed: int, zero: bool = False) -> torch.Tensor:
+    "Like umT5's empty prompt: one non-zero token (EOS) then zero padding, `[1, L, D]` (all zeros for `zero`)."
     empty = torch.zeros(1, text_len, text_dim)
-    empty[:, 0] = torch.randn(text_dim, generator=torch.Generator().manual_seed(seed))
+    if not zero:
+        empty[:, 0] = torch.randn(text_dim, generator=torch.Generator().manual_seed(seed))
     return empty
 
-def _tiny_modules(family, seed, vae_config, denoiser_config):
-    "The tiny VAE and denoiser, initialised from `seed` without touching the caller's RNG."
-    spec, fam = _TINY[family], FAMILIES[family]
+def _tiny_modules(name, seed, vae_config, denoiser_config):
+    "The tiny VAE and denoiser of the tiny config `name`, initialised from `seed` without touching the caller's RNG."
+    spec = _TINY[name]
+    fam = FAMILIES[spec.get('family', name)]
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         vae = _cls(fam.vae_cls)(**{**spec['vae'], **(vae_config or {})}).eval()
@@ -75,7 +81,7 @@ def _tiny_modules(family, seed, vae_config, denoiser_config):
     return vae, den
 
 # %% ../nbs/03_backbones.ipynb #c008
-def build_tiny_random_backbone(family: str = 'wan',      # a key of FAMILIES
+def build_tiny_random_backbone(family: str = 'wan',      # a tiny config: a key of FAMILIES with one, or 'wan2.2'
                                seed: int = 0,            # seeds the weights and the empty-prompt stand-in
                                device=None, dtype=None,  # default: default_device(), float32 on CPU / bf16 on CUDA
                                vae_config: dict = None,  # overrides of the tiny VAE config
@@ -84,18 +90,19 @@ def build_tiny_random_backbone(family: str = 'wan',      # a key of FAMILIES
     "The family's real diffusers classes built from a tiny config with random weights (labelled 'random weights')."
     if family not in _TINY:
         raise ValueError(f"unknown family {family!r}; tiny random backbones exist for {sorted(_TINY)}")
-    spec, fam = _TINY[family], FAMILIES[family]
+    spec = _TINY[family]
+    fam = FAMILIES[spec.get('family', family)]
     device, dtype = _resolve_device_dtype(device, dtype)
     vae, den = _tiny_modules(family, seed, vae_config, denoiser_config)
-    sched = _cls(spec['sched'][0])(**spec['sched'][1])
+    sched = _cls(spec['sched'][0])(**spec['sched'][1]) if spec['sched'] else None
     text_len, text_dim = fam.text_shape(den, spec['text_len'])
     n = len(fam.blocks(den))
-    return Backbone(name=f'tiny-random-{family}', family=family, model_id=f'tiny-random-{family}',
+    return Backbone(name=f'tiny-random-{family}', family=fam.name, model_id=f'tiny-random-{family}',
                     weights='random-init', vae=vae.to(device), denoiser=move_module(den, device, dtype),
-                    scheduler=sched,
-                    default_layer=min(n - 1, (2 * n) // 3) if family != 'sd' else 1,
-                    default_timestep=300 if family != 'sd' else 261,
-                    empty_prompt_embeds=_empty_prompt_standin(text_len, text_dim, seed), text_len=text_len)
+                    scheduler=sched, default_layer=spec.get('default_layer', 1 if family == 'sd' else (2 * n) // 3),
+                    default_timestep=spec.get('default_timestep', 261 if family == 'sd' else 300),
+                    empty_prompt_embeds=_empty_prompt_standin(text_len, text_dim, seed, fam.zero_prompt),
+                    text_len=text_len, min_video_frames=fam.latent_stride(vae)[0] + 1)
 
 # %% ../nbs/03_backbones.ipynb #c012
 def published_settings() -> 'pd.DataFrame':
@@ -124,9 +131,13 @@ class BackboneSpec:
     default_layer: int
     default_timestep: float
     note: str = ''
+    library: str = 'diffusers'    # 'diffusers' (a diffusion model) or 'transformers' (an encoder, vega3d_nb.encoders)
+
+# %% ../nbs/03_backbones.ipynb #c048
+_TESTS = 'random weights, for tests'
+_COMPARISONS = {name: BackboneSpec(*row) for name, row in families.COMPARISONS.items()}   # and encoders
 
 # %% ../nbs/03_backbones.ipynb #c017
-_TESTS = 'random weights, for tests'
 BACKBONES = {
     'wan2.1-t2v-1.3b': BackboneSpec('wan', 'Wan-AI/Wan2.1-T2V-1.3B-Diffusers', 'real', 20, 300,
                                     'VEGA-3D default: block 20, sigma~0.3 (shift 5)'),
@@ -140,6 +151,7 @@ BACKBONES = {
     'vega3d-tiny-scenes': BackboneSpec('wan', 'assets/vega3d-tiny-scenes', 'trained', -1, 300,
                                        'our world model trained on the synthetic scenes'),
 }
+BACKBONES.update(_COMPARISONS)
 
 def list_backbones() -> list:
     "Names accepted by `load_backbone` (a path to a diffusers-layout folder works too)."
@@ -169,10 +181,16 @@ def _family_of_folder(folder: Path) -> str:
 
 # %% ../nbs/03_backbones.ipynb #c021
 def _load_scheduler(src, family, kw):
-    "Wan: always the shift-5 flow-matching schedule (see the registry notes); others: the folder's own scheduler."
+    "Wan: the shift-5 flow-matching schedule (see the registry notes); SVD: its betas as DDPM; others: the folder's."
     from diffusers import FlowMatchEulerDiscreteScheduler
-    if family != 'wan':
+    kind = FAMILIES[family].noise_kind
+    if kind == 'none':
+        return None
+    if kind != 'flow':
         cfg = _cls('DDIMScheduler').load_config(src, subfolder='scheduler', **kw)
+        if family == 'svd':   # EDM Euler: the same betas as a DDPM table (vega3d_nb.families)
+            keep = ('num_train_timesteps', 'beta_start', 'beta_end', 'beta_schedule')
+            return _cls('DDIMScheduler')(**{k: cfg[k] for k in keep if k in cfg})
         return _cls(cfg['_class_name']).from_config(cfg)
     try:
         cfg = FlowMatchEulerDiscreteScheduler.load_config(src, subfolder='scheduler', **kw)
@@ -186,7 +204,10 @@ def _load_modules(src, family, device, dtype, kw):
     "The VAE (float32), the denoiser (`dtype`) and the scheduler of a diffusers folder or Hub id."
     fam = FAMILIES[family]
     vae = _cls(fam.vae_cls).from_pretrained(src, subfolder='vae', torch_dtype=torch.float32, **kw).to(device).eval()
-    den = _cls(fam.den_cls).from_pretrained(src, subfolder=fam.denoiser_attr, torch_dtype=dtype, **kw)
+    if fam.den_cls == 'LatentIdentity':   # the VAE-only backbone
+        den = families.LatentIdentity(vae.config.latent_channels)
+    else:
+        den = _cls(fam.den_cls).from_pretrained(src, subfolder=fam.denoiser_attr, torch_dtype=dtype, **kw)
     return vae, den.to(device).eval(), _load_scheduler(src, family, kw)
 
 # %% ../nbs/03_backbones.ipynb #c023
@@ -225,6 +246,7 @@ def _load_trained(name: str, spec: BackboneSpec, weights_dir, device, dtype) -> 
                     default_timestep=extra.get('default_timestep', spec.default_timestep),
                     empty_prompt_embeds=empty, text_len=extra.get('text_len', text_len))
 
+# %% ../nbs/03_backbones.ipynb #c049
 def _load_real(name: str, spec: BackboneSpec, weights_dir, device, dtype, local_files_only, hub_cache_dir) -> Backbone:
     "A released checkpoint, from the HF cache or `weights_dir`."
     if local_files_only is None:
@@ -236,10 +258,14 @@ def _load_real(name: str, spec: BackboneSpec, weights_dir, device, dtype, local_
         vae, den, sched = _load_modules(src, spec.family, device, dtype, kw)
     except (OSError, EnvironmentError, ValueError) as e:
         raise _missing_weights(spec.model_id, e) from e
+    fam = FAMILIES[spec.family]
+    L, D = fam.text_shape(den, 512)
+    no_text = fam.zero_prompt or fam.te_cls is None   # the empty conditioning is zeros (SVD, the VAE alone)
     return Backbone(name=name, family=spec.family, model_id=spec.model_id, weights='real', vae=vae, denoiser=den,
                     scheduler=sched, default_layer=spec.default_layer, default_timestep=spec.default_timestep,
-                    text_len=FAMILIES[spec.family].text_shape(den, 512)[0], text_encoder_id=src,
-                    text_encoder_kwargs=kw)
+                    text_len=L, text_encoder_id=None if no_text else src, text_encoder_kwargs=kw,
+                    empty_prompt_embeds=torch.zeros(1, L, D) if no_text else None,
+                    min_video_frames=fam.latent_stride(vae)[0] + 1)
 
 # %% ../nbs/03_backbones.ipynb #c025
 def _registry_entry(name_or_path: str) -> tuple:
@@ -253,6 +279,15 @@ def _registry_entry(name_or_path: str) -> tuple:
                          "and not a folder")
     return str(p), BackboneSpec(_family_of_folder(p), str(p), 'trained', -1, 300)
 
+# %% ../nbs/03_backbones.ipynb #c050
+def _encoder_entry(name, spec, seed, device, dtype, local_files_only, hub_cache_dir, weights_dir) -> Backbone:
+    "An encoder of the registry (`vega3d_nb.encoders`, imported when one is asked for: it builds on this module)."
+    from vega3d_nb.encoders import build_tiny_random_encoder, load_encoder
+    if spec.model_id == 'tiny':
+        return build_tiny_random_encoder(spec.family, seed=seed, device=device, dtype=dtype)
+    src = str(weights_dir) if weights_dir is not None else spec.model_id
+    return load_encoder(name, src, spec.family, device, dtype, spec.default_layer, local_files_only, hub_cache_dir)
+
 # %% ../nbs/03_backbones.ipynb #c046
 def load_backbone(name_or_path: str,         # a name from list_backbones() or a diffusers-layout folder
                   device=None,               # default: default_device()
@@ -265,8 +300,10 @@ def load_backbone(name_or_path: str,         # a name from list_backbones() or a
                  ) -> Backbone:
     "Load a registered backbone or a local diffusers folder as a `Backbone`."
     name, spec = _registry_entry(name_or_path)
+    if spec.library == 'transformers':
+        return _encoder_entry(name, spec, seed, device, dtype, local_files_only, hub_cache_dir, weights_dir)
     if spec.model_id == 'tiny':
-        b = build_tiny_random_backbone(spec.family, seed=seed, device=device, dtype=dtype)
+        b = build_tiny_random_backbone(name.removeprefix('tiny-random-'), seed=seed, device=device, dtype=dtype)
     elif spec.weights == 'trained':
         b = _load_trained(name, spec, weights_dir, *_resolve_device_dtype(device, dtype))
     else:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02a_diffusion.ipynb #c002
 from __future__ import annotations
-import hashlib
+import hashlib, itertools
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -18,16 +18,28 @@ from .timesteps import TimestepInfo, SCHEDULES, schedule_table, release_schedule
 __all__ = ['FAMILIES', 'Family', 'WanFamily', 'CogVideoXFamily', 'SDFamily', 'weights_fingerprint', 'Backbone', 'move_module']
 
 # %% ../nbs/02a_diffusion.ipynb #c011
+FAMILIES = {}   # name -> Family subclass; every subclass that sets `name` registers itself
+
 class Family:
-    "One family of diffusers models: its classes and settings; subclasses add the static methods above."
+    "One family of models: its classes and settings; subclasses add the static methods above."
     name: str             # key of FAMILIES
-    noise_kind: str       # 'flow' or 'ddpm' (see schedule_table)
-    denoiser_attr: str    # the pipeline's name for the denoiser: 'transformer' or 'unet'
+    noise_kind: str       # 'flow', 'ddpm' (see schedule_table) or 'none' (an encoder: no noise, no timestep)
+    denoiser_attr: str    # the pipeline's name for the denoiser: 'transformer' or 'unet' (encoders: 'encoder')
     video: bool           # True: runs on latent videos; False: an image model, run frame by frame
     text_trim: bool       # True: zero the padding of the prompt embedding (as WanPipeline does)
-    vae_cls: str          # diffusers class names of the VAE, the denoiser and the text encoder
+    vae_cls: str          # class names of the VAE, the denoiser and the text encoder
     den_cls: str
     te_cls: str
+    zero_prompt: bool = False      # the empty conditioning is zeros (no text encoder: SVD's unconditional branch)
+    vae_bytes: float = 57.0        # memory.estimate_memory: VAE bytes per pixel per first-block channel
+    denoiser_floats: float = 30.0  # denoiser floats per token per width unit
+    vae_width = staticmethod(lambda vae: vae.config.base_dim)   # the VAE's first-block channels
+    den_width = None               # f(den): the denoiser's width unit (None: layer_dims[0])
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if 'name' in cls.__dict__:
+            FAMILIES[cls.name] = cls
 
 # %% ../nbs/02a_diffusion.ipynb #c013
 def _expand_prompt(prompt, x_t, den, n):
@@ -81,6 +93,7 @@ class CogVideoXFamily(WanFamily):
     name, noise_kind, text_trim = 'cogvideox', 'ddpm', False
     vae_cls, den_cls, te_cls = 'AutoencoderKLCogVideoX', 'CogVideoXTransformer3DModel', 'T5EncoderModel'
     blocks = staticmethod(lambda den: den.transformer_blocks)
+    vae_width = staticmethod(lambda vae: vae.config.block_out_channels[0])
     patch_size = staticmethod(lambda den: (den.config.patch_size_t or 1, den.config.patch_size, den.config.patch_size))
     text_shape = staticmethod(lambda den, text_len: (den.config.max_text_seq_length, den.config.text_embed_dim))
     latent_stride = staticmethod(lambda vae: (vae.config.temporal_compression_ratio, 8, 8))
@@ -109,6 +122,9 @@ class SDFamily(WanFamily):
     name, noise_kind, denoiser_attr, video, text_trim = 'sd', 'ddpm', 'unet', False, False
     vae_cls, den_cls, te_cls = 'AutoencoderKL', 'UNet2DConditionModel', 'CLIPTextModel'
     blocks = staticmethod(lambda den: den.up_blocks)
+    vae_bytes, denoiser_floats = 24.0, 68.0
+    vae_width = staticmethod(lambda vae: vae.config.block_out_channels[0])
+    den_width = staticmethod(lambda den: den.config.block_out_channels[0])   # per latent pixel
     patch_size = staticmethod(lambda den: (1, 1, 1))
     layer_dims = staticmethod(lambda den: list(reversed(den.config.block_out_channels)))
     text_shape = staticmethod(lambda den, text_len: (77, den.config.cross_attention_dim))
@@ -133,10 +149,13 @@ class SDFamily(WanFamily):
         B, C, Fr, h, w = latent_shape
         return out.permute(0, 2, 3, 1).reshape(B, Fr, out.shape[2], out.shape[3], out.shape[1])
 
-# %% ../nbs/02a_diffusion.ipynb #c018
-FAMILIES = {f.name: f for f in (WanFamily, CogVideoXFamily, SDFamily)}
-
 # %% ../nbs/02a_diffusion.ipynb #c020
+_NO_NOISE = tuple(torch.tensor([v], dtype=torch.float64) for v in (0.0, 0.0, 1.0))   # t=0, sigma=0, signal=1
+
+def _schedule_of(scheduler, noise_kind: str) -> tuple:
+    "The training schedule table; encoders (noise_kind 'none') have one row: t=0, no noise."
+    return _NO_NOISE if noise_kind == 'none' else schedule_table(scheduler, noise_kind)
+
 def weights_fingerprint(*modules) -> str:
     "A short hash of every parameter's name, shape and a strided sample of its values (fast even for 1.3B)."
     h = hashlib.sha1()
@@ -160,7 +179,7 @@ class Backbone:
     weights: str                  # 'real' | 'random-init' | 'trained'
     vae: torch.nn.Module
     denoiser: torch.nn.Module     # the transformer or UNet whose blocks are hooked
-    scheduler: object             # a diffusers scheduler (only its config and tables are used)
+    scheduler: object             # a diffusers scheduler (only its config and tables are used); encoders: None
     default_layer: int = 0
     default_timestep: float = 300.0
     empty_prompt_embeds: Optional[torch.Tensor] = None  # [1, L, D] the empty prompt through the model's text encoder
@@ -174,7 +193,7 @@ class Backbone:
         if self.weights not in WEIGHT_KINDS:
             raise ValueError(f"weights must be one of {WEIGHT_KINDS}, got {self.weights!r}")
         self._adapter = FAMILIES[self.family]
-        self._schedule = schedule_table(self.scheduler, self._adapter.noise_kind)
+        self._schedule = _schedule_of(self.scheduler, self._adapter.noise_kind)
         if not self.weights_hash:
             self.weights_hash = weights_fingerprint(self.vae, self.denoiser)
         self.default_timestep = self.timestep_info(self.default_timestep).t
@@ -184,6 +203,10 @@ class Backbone:
                 f"feat_dim {self.feat_dim}, default layer {self.default_layer}, default {self.default_info})")
 
 # %% ../nbs/02a_diffusion.ipynb #c023
+def _first_param(b: Backbone) -> torch.Tensor:
+    "The denoiser's first parameter (the VAE's when the denoiser has none: the VAE-only backbone)."
+    return next(itertools.chain(b.denoiser.parameters(), b.vae.parameters()))
+
 @patch(as_prop=True)
 def transformer(self: Backbone):
     return self.denoiser if self._adapter.denoiser_attr == 'transformer' else None
@@ -199,18 +222,19 @@ def blocks(self: Backbone) -> torch.nn.ModuleList:
 
 @patch(as_prop=True)
 def device(self: Backbone) -> torch.device:
-    return next(self.denoiser.parameters()).device
+    return _first_param(self).device
 
 @patch(as_prop=True)
 def dtype(self: Backbone) -> torch.dtype:
     "The denoiser's dtype (the VAE stays float32)."
-    return next(self.denoiser.parameters()).dtype
+    return _first_param(self).dtype
 
 # %% ../nbs/02a_diffusion.ipynb #c025
 def move_module(module, device, dtype):
     "Move a module; cast only when the dtype changes (diffusers warns on any dtype cast)."
     module = module.to(device)
-    return module if next(module.parameters()).dtype == dtype else module.to(dtype)
+    p = next(module.parameters(), None)
+    return module if p is None or p.dtype == dtype else module.to(dtype)
 
 @patch
 def to(self: Backbone,
@@ -252,7 +276,7 @@ def is_video(self: Backbone) -> bool:
 @patch(as_prop=True)
 def size_multiple(self: Backbone) -> int:
     "Frame height and width must be multiples of this (VAE stride x patch, or the UNet's total downsampling)."
-    if self.family == 'sd':
+    if self._adapter.denoiser_attr == 'unet':
         return self.latent_stride[1] * 2 ** (len(self.denoiser.config.block_out_channels) - 1)
     return self.latent_stride[1] * self.patch_size[1]
 
@@ -271,7 +295,7 @@ def schedule_grid(self: Backbone, schedule: str = 'default') -> tuple:
     "The timestep table of `schedule`: 'default' (the training schedule) or 'release' (the release's integer grid)."
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    if schedule == 'default':
+    if schedule == 'default' or self._adapter.noise_kind == 'none':
         return self._schedule
     if getattr(self, '_release', None) is None:
         self._release = release_schedule_table(self.scheduler, self._adapter.noise_kind)
@@ -286,6 +310,9 @@ def valid_timestep_range(self: Backbone) -> tuple:
 @patch
 def timestep_info(self: Backbone, t: float, schedule: str = 'default') -> TimestepInfo:
     "`t` (0-1000 scale) snapped to the nearest timestep of `schedule`, with its sigma and step index."
+    if self._adapter.noise_kind == 'none' and t != 0:
+        raise ValueError(f"{self.name} is an encoder, not a diffusion model: timesteps do not apply (got t={t!r}); "
+                         "leave timesteps=None (t=0, no noise)")
     table = self.schedule_grid(schedule)
     lo, hi = float(table[0].min()), float(table[0].max())
     if not isinstance(t, (int, float)) or isinstance(t, bool) or not (lo - 1e-6 <= t <= hi + 1e-6):

@@ -13,19 +13,17 @@ import torch
 from .diffusion import Backbone
 
 # %% auto #0
-__all__ = ['VAE_BYTES', 'DENOISER_FLOATS', 'MemoryEstimate', 'estimate_memory', 'MemoryBudgetError', 'free_memory_gb',
-           'suggest_chunk', 'check_memory']
+__all__ = ['MemoryEstimate', 'estimate_memory', 'MemoryBudgetError', 'free_memory_gb', 'suggest_chunk', 'check_memory']
 
 # %% ../nbs/03b_memory.ipynb #c005
-VAE_BYTES = {'wan': 57.0, 'cogvideox': 57.0, 'sd': 24.0}        # per pixel per first-block channel, float32
-DENOISER_FLOATS = {'wan': 30.0, 'cogvideox': 30.0, 'sd': 68.0}  # per token per width unit (SD: latent pixel x ch0)
-
 def _vae_width(backbone: Backbone) -> int:
-    c = backbone.vae.config
-    return c.base_dim if backbone.family == 'wan' else c.block_out_channels[0]
+    "The VAE's first-block channels (its family says where they are)."
+    return backbone._adapter.vae_width(backbone.vae)
 
 def _den_width(backbone: Backbone) -> int:
-    return backbone.denoiser.config.block_out_channels[0] if backbone.family == 'sd' else backbone.layer_dims[0]
+    "The denoiser's width unit: the family's (SD: channels per latent pixel), else its first block's width."
+    f = backbone._adapter.den_width
+    return f(backbone.denoiser) if f else backbone.layer_dims[0]
 
 def _tokens(backbone: Backbone, frames: int, size: tuple, temporal: str) -> int:
     "Denoiser tokens of `frames` frames at `size` (frames mode: one latent frame each)."
@@ -58,9 +56,10 @@ def estimate_memory(backbone: Backbone,
                    ) -> MemoryEstimate:
     "Peak extra memory of extracting `frames` frames at `size` from `backbone`, batch by batch."
     n = frames if chunk_frames is None else min(chunk_frames, frames)
-    fam, (H, W), gib = backbone.family, size, 2 ** 30
-    vae = VAE_BYTES[fam] * _vae_width(backbone) * H * W * n
-    den = DENOISER_FLOATS[fam] * _den_width(backbone) * _tokens(backbone, n, size, temporal) * backbone.dtype.itemsize
+    (H, W), gib = size, 2 ** 30
+    vae = backbone._adapter.vae_bytes * _vae_width(backbone) * H * W * n
+    tokens = _tokens(backbone, n, size, temporal)
+    den = backbone._adapter.denoiser_floats * _den_width(backbone) * tokens * backbone.dtype.itemsize
     return MemoryEstimate(backbone.name, frames, tuple(size), n, vae / gib, den / gib, frames * 3 * H * W * 4 / gib)
 
 # %% ../nbs/03b_memory.ipynb #c012

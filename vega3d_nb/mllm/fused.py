@@ -106,13 +106,26 @@ def _stream_entry(self:FusedMLLM, clip:Clip, cache:bool) -> dict:
     return self._stream_cache[key]
 
 @patch
-def fuse_tokens(self:FusedMLLM, visual:VisualTokens, gen:FeatureGrid) -> VisualTokens:
-    "Fuse semantic tokens with generative features; keeps the FusionResult in `last_fusion`."
-    self.last_fusion = r = self.fusion(visual.tokens, gen)
-    return VisualTokens(r.fused, visual.model_id, visual.weights, True, visual.extras)
+def instruction_context(self:FusedMLLM, instruction:Optional[str]) -> Optional[torch.Tensor]: # [D]
+    "The mean of the LLM's input embeddings of the instruction's tokens (`instruction_token_gated`'s context)."
+    if self.fusion is None or self.fusion.mode != 'instruction_token_gated' or instruction is None: return None
+    ids = self.vlm.tokenizer(instruction, add_special_tokens=False, return_tensors='pt').input_ids
+    if ids.shape[1] == 0: raise ValueError("the instruction has no tokens: give the question as text")
+    emb = self.vlm.lm.get_input_embeddings()
+    return emb(ids.to(emb.weight.device))[0].float().mean(0)
 
 @patch
-def encode(self:FusedMLLM, clip:Clip, semantic_only:Optional[bool]=None, cache:bool=False) -> VisualTokens:
+def fuse_tokens(self:FusedMLLM, visual:VisualTokens, gen:FeatureGrid,
+                instruction:Optional[str]=None) -> VisualTokens: # the question (instruction_token_gated)
+    "Fuse semantic tokens with generative features; keeps the FusionResult in `last_fusion`."
+    ctx = self.instruction_context(instruction)
+    self.last_fusion = r = self.fusion(visual.tokens, gen, instruction_ctx=ctx)
+    return VisualTokens(r.fused, visual.model_id, visual.weights, True, visual.extras)
+
+# %% ../../nbs/09b_mllm_fused.ipynb #c049
+@patch
+def encode(self:FusedMLLM, clip:Clip, semantic_only:Optional[bool]=None, cache:bool=False,
+           instruction:Optional[str]=None) -> VisualTokens: # the question, for instruction_token_gated fusion
     "Visual tokens for the LLM: semantic tokens, fused with the generative stream unless semantic-only."
     semantic_only = self.semantic_only if semantic_only is None else semantic_only
     entry = self._stream_entry(clip, cache)
@@ -120,18 +133,20 @@ def encode(self:FusedMLLM, clip:Clip, semantic_only:Optional[bool]=None, cache:b
     if semantic_only: return entry['visual']
     if self.fusion is None: raise ValueError("this FusedMLLM has no fusion module; only semantic_only=True works")
     if 'gen' not in entry: entry['gen'] = self.generative_tokens(clip)
-    return self.fuse_tokens(entry['visual'], entry['gen'])
+    return self.fuse_tokens(entry['visual'], entry['gen'], instruction)
 
 # %% ../../nbs/09b_mllm_fused.ipynb #c017
 @patch
 def fuse(self:FusedMLLM, clip:Clip, grid:FeatureGrid, # generative features [T', H', W', C_gen]
          cache:bool=False, # reuse the clip's cached semantic tokens
+         instruction:Optional[str]=None, # the question (instruction_token_gated's context)
         ) -> FusionResult:
     "The fusion of `clip`'s semantic tokens with the generative `grid`: fused tokens and gate `[T, h, w]`."
     if self.fusion is None: raise ValueError(f"{self.describe()} has no fusion module, so there are no gates")
     entry = self._stream_entry(clip, cache)
     if 'visual' not in entry: entry['visual'] = self.vlm.visual_tokens(clip)
-    with torch.no_grad(): return self.fusion(entry['visual'].tokens, grid)
+    with torch.no_grad():
+        return self.fusion(entry['visual'].tokens, grid, instruction_ctx=self.instruction_context(instruction))
 
 # %% ../../nbs/09b_mllm_fused.ipynb #c022
 def _dict_turn(i:int, turn:dict) -> dict:
@@ -200,7 +215,7 @@ def prepare_chat(self:FusedMLLM, clip, # a Clip, video/image path or folder, or 
         raise ValueError("The message is empty: type a question about the clip.")
     turns = _normalise_history(history)
     clip = _as_clip(clip, num_frames)
-    visual = self.encode(clip, semantic_only, cache=True)
+    visual = self.encode(clip, semantic_only, cache=True, instruction=message)
     limit = (max_context_tokens or self.vlm.max_context) - max_new_tokens
     sys_msgs = ([{'role': 'system', 'content': system}] if system else []) + [m for m in turns if m['role'] == 'system']
     turns = [m for m in turns if m['role'] != 'system']
