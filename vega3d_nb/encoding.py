@@ -90,6 +90,8 @@ PRESETS = {
                              'VEGA-3D spatial-reasoning release (Qwen2.5-VL), Wan encoder defaults'),
     'dift': Preset('sd', dict(size=(768, 768), crop='none', timesteps=261, layers=1, n_noise=8, pool=None, text=''),
                    'DIFT (Tang et al. 2023), SD 2.1 setting'),
+    'vega3d-sd2.1': Preset('sd-down', dict(size=(896, 896), crop='center', timesteps=250, layers=3, pool=14, text=''),
+                           'VEGA-3D comparison row: SD 2.1-base, mid-block input pooled to 14x14'),
 }
 
 # %% ../nbs/03a_encoding.ipynb #c036
