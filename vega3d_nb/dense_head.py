@@ -6,14 +6,14 @@
 from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .core import FeatureGrid
-from .align import feature_frames, upsample_features
+from .align import feature_frames, temporal_index, upsample_features
 from .depth_probe import _carve
 
 # %% auto #0
@@ -66,6 +66,31 @@ def _standardise(head, feats):
     head.mean.copy_(X.mean(0))
     head.std.copy_(X.std(0).clamp_min(1e-6))
 
+# %% ../nbs/06b_dense_head.ipynb #c011
+def _batched_loss(part, device) -> Optional[Callable]:
+    "`_split_loss` of a part whose clips share one shape, as one forward over all their frames (None if they do not)."
+    feats, depths, valids, fm = part
+    xs = [feature_frames(f) for f in feats]
+    if len({(tuple(x.shape), tuple(fi)) for x, fi in xs}) > 1 or len({tuple(d.shape) for d in depths}) > 1:
+        return None
+    N, (T, H, W) = len(xs), depths[0].shape
+    x, tidx = torch.cat([x for x, _ in xs]).to(device), temporal_index(xs[0][1], T)
+    d = torch.stack([di.float() for di in depths]).to(device)
+    ok = d > 0
+    for i in range(N):
+        ok[i] &= True if valids[i] is None else valids[i].to(device)
+        ok[i] &= True if fm is None else fm[i].to(device)[:, None, None]
+    tgt, n_ok = d.clamp_min(1e-6).log(), ok.sum((1, 2, 3))
+    def loss(head):
+        y = F.interpolate(head(x)[:, None], size=(H, W), mode='bilinear', align_corners=False)[:, 0]
+        err = (y.reshape(N, -1, H, W)[:, tidx] - tgt) ** 2
+        return ((err * ok).sum((1, 2, 3)) / n_ok).mean()
+    return loss
+
+def _part_loss(part, device) -> Callable:
+    "head -> the part's loss: batched where its clips share one shape, else clip by clip."
+    return _batched_loss(part, device) or (lambda head: _split_loss(head, part))
+
 # %% ../nbs/06b_dense_head.ipynb #c007
 @dataclass
 class DenseHeadFit:
@@ -102,13 +127,14 @@ def _train_head(fit: DenseHeadFit, parts, opt, max_epochs: int, patience: int, p
     "Full-grid AdamW epochs with early stopping on the validation loss; the best epoch's weights are kept."
     from tqdm.auto import tqdm
     head, best, best_state = fit.head, float('inf'), None
+    train_loss, val_loss = (_part_loss(p, head.mean.device) for p in parts)
     for ep in tqdm(range(max_epochs), desc='dense head (epoch)', disable=not progress):
         opt.zero_grad()
-        loss = _split_loss(head, parts[0])
+        loss = train_loss(head)
         loss.backward()
         opt.step()
         with torch.no_grad():
-            val = _split_loss(head, parts[1]).item()
+            val = val_loss(head).item()
         fit.history.append((ep, loss.item(), val))
         if val < best:
             best, best_state, fit.best_epoch = val, copy.deepcopy(head.state_dict()), ep
