@@ -107,6 +107,9 @@ def input_tab(models: H.AppModels) -> NS:
             n_frames = gr.Slider(1, lim.max_frames, value=H.DEFAULT_FRAMES, step=1, label='frames', elem_id='n_frames')
             stride = gr.Slider(0, lim.max_stride, value=0, step=1, elem_id='stride',
                                label='stride: every n-th source frame from the start (0: spread evenly)')
+            with gr.Row():
+                start = gr.Number(0, minimum=0, label='start time (s; Enter to apply)', elem_id='start_s')
+                end = gr.Number(0, minimum=0, label='end time (s; 0: the end)', elem_id='end_s')
             size = gr.Slider(32, lim.max_size, value=H.DEFAULT_SIZE, step=16, label='resolution (shorter side, px)',
                              elem_id='size')
             load_btn = gr.Button('Load (the uploaded file, else the sample) with these settings', variant='primary',
@@ -116,8 +119,8 @@ def input_tab(models: H.AppModels) -> NS:
             video = gr.Video(label='input', elem_id='input_video', interactive=False, autoplay=True, loop=True,
                              height=320)
     sample.change(lambda: None, None, upload)  # picking a sample means loading it, not the earlier upload
-    return NS(upload=upload, sample=sample, n_frames=n_frames, size=size, stride=stride, load_btn=load_btn,
-              info=info, video=video)
+    return NS(upload=upload, sample=sample, n_frames=n_frames, size=size, stride=stride, start=start, end=end,
+              load_btn=load_btn, info=info, video=video, sampling=[n_frames, size, stride, start, end])
 
 
 def features_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
@@ -295,22 +298,32 @@ def wire_loading(models: H.AppModels, session: gr.State, inp: NS, feats: NS, dep
                 None, None, '')
 
     @guarded
-    def on_load(sess, up, smp, nf, sz, st, progress=gr.Progress()):
+    def on_load(sess, up, smp, nf, sz, st, t0, t1, progress=gr.Progress()):
         progress(0.1, desc='reading the upload' if up else 'loading the sample')
-        return loaded(H.load_input(models, sess, up, None if up else smp, nf, sz, st))
+        return loaded(H.load_input(models, sess, up, None if up else smp, nf, sz, st, t0, t1))
 
     @guarded
-    def on_upload(sess, up, nf, sz, st, progress=gr.Progress()):
+    def on_upload(sess, up, nf, sz, st, t0, t1, progress=gr.Progress()):
         if not up: return (gr.update(),) * 11
         progress(0.1, desc='reading the upload')
-        return loaded(H.load_input(models, sess, up, None, nf, sz, st))
+        return loaded(H.load_input(models, sess, up, None, nf, sz, st, t0, t1))
+
+    @guarded
+    def on_resample(sess, nf, sz, st, t0, t1, progress=gr.Progress()):
+        "Frames, size, stride or span changed: the loaded clip (upload or sample) read again with them."
+        if not sess.source: return (gr.update(),) * 11
+        progress(0.1, desc='re-sampling the clip')
+        return loaded(H.resample(models, sess, nf, sz, st, t0, t1))
 
     outs = [session, inp.info, inp.video, feats.in_vid, corr.frame0, depth.frame, corr.source, corr.target,
             corr.matches, corr.heat, corr.summary]
-    inp.load_btn.click(on_load, [session, inp.upload, inp.sample, inp.n_frames, inp.size, inp.stride], outs,
+    inp.load_btn.click(on_load, [session, inp.upload, inp.sample] + inp.sampling, outs,
                        **RAW).success(*feats.refresh, **RAW)
-    inp.upload.upload(on_upload, [session, inp.upload, inp.n_frames, inp.size, inp.stride], outs,
-                      **RAW).success(*feats.refresh, **RAW)
+    inp.upload.upload(on_upload, [session, inp.upload] + inp.sampling, outs, **RAW).success(*feats.refresh, **RAW)
+    for c, ev in ((inp.n_frames, 'change'), (inp.size, 'change'), (inp.stride, 'change'), (inp.start, 'submit'),
+                  (inp.end, 'submit')):
+        getattr(c, ev)(on_resample, [session] + inp.sampling, outs, trigger_mode='always_last',
+                       **RAW).success(*feats.refresh, **RAW)
 
 
 def build_demo(models: H.AppModels) -> gr.Blocks:

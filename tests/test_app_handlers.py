@@ -151,6 +151,22 @@ def test_shot_cut_and_stride(models):
     assert st.clip.frame_indices == [0, 5, 10]
 
 
+def test_an_upload_is_resampled_with_new_settings(models, tmp_path):
+    "Issue 18, item 6: frames, size, stride and a start/end time re-read the uploaded clip (not a sample)."
+    from vega3d_nb.io import load_clip, sample_clip_paths, save_clip
+    up = save_clip(load_clip(sample_clip_paths()['bikes'], size=32), tmp_path / 'walk.mp4')
+    s = H.load_input(models, H.new_session(models), upload=str(up), num_frames=3, size=32)
+    assert s.source == (str(up), None) and s.clip.num_frames == 3
+    r = H.resample(models, s, num_frames=4, size=48, start_s=0.5, end_s=1.0)
+    assert r.name == 'walk.mp4' and r.clip.num_frames == 4 and min(r.clip.size) == 48
+    assert r.clip.frame_indices[0] >= 6 and r.clip.frame_indices[-1] <= 13, r.clip.frame_indices
+    st = H.resample(models, s, num_frames=3, size=32, stride=2)
+    assert st.clip.frame_indices == [0, 2, 4] and st.name == 'walk.mp4'
+    with pytest.raises(ValueError, match='past the end'): H.resample(models, s, 3, 32, start_s=999)
+    assert s.clip.num_frames == 3  # the failed re-sample kept the clip
+    assert H.resample(models, H.new_session(models), 4, 32) == H.new_session(models)  # nothing loaded: nothing to do
+
+
 # ---------------------------------------------------------------- backbones and typed values (issue 18: 5, 8)
 def test_missing_weights_keep_the_last_working_backbone(models):
     from vega3d_nb.backbones import load_backbone

@@ -205,21 +205,22 @@ def _cut_warning(cuts: list) -> str:
             'correspondences and depth across it compare two different scenes. Sample a shorter span or a stride.')
 
 # %% ../nbs/13_explorer.ipynb #c025
-def _read_upload(path: Path, num_frames: int, size: int, limits: Limits, tmp_dir=None, stride=None) -> ClipInput:
+def _read_upload(path: Path, num_frames: int, size: int, limits: Limits, tmp_dir=None, span=None) -> ClipInput:
+    "`span`: load_clip's stride, start_s and end_s."
     is_zip = path.suffix.lower() == '.zip'
     try:
         with warnings.catch_warnings(record=True) as said:
             warnings.simplefilter('always')
             clip = load_clip(path, num_frames=num_frames, size=(size, size) if is_zip else size, center_crop=is_zip,
-                             stride=stride, max_pixels=limits.max_pixels, max_zip_images=limits.max_zip_images,
-                             max_zip_mb=limits.max_zip_mb, tmp_dir=tmp_dir)
+                             max_pixels=limits.max_pixels, max_zip_images=limits.max_zip_images,
+                             max_zip_mb=limits.max_zip_mb, tmp_dir=tmp_dir, **(span or {}))
     except ValueError as e:
         raise type(e)(str(e).replace(str(path), path.name)) from None
     clip.source = path.name
     notes = tuple(str(w.message).replace(str(path), path.name) for w in said if str(path) in str(w.message))
     return ClipInput(clip, None, path.name, notes)
 
-def _read_sample(sample: str, num_frames: int, size: int, limits: Limits, stride=None) -> ClipInput:
+def _read_sample(sample: str, num_frames: int, size: int, limits: Limits, span=None) -> ClipInput:
     if sample in (SYNTHETIC_SAMPLE, HELDOUT_SAMPLE):
         scene = sample_scene_clip(n_frames=num_frames, size=(size, size)) if sample == SYNTHETIC_SAMPLE else \
             render_scene_clip(make_scene(HELDOUT_SCENE), num_frames, (size, size), 'orbit')
@@ -230,8 +231,8 @@ def _read_sample(sample: str, num_frames: int, size: int, limits: Limits, stride
         return ClipInput(gt.clip, gt, sample)
     paths = sample_clip_paths()
     if sample not in paths: raise ValueError(f"unknown sample {sample!r}; bundled samples: {', '.join(paths)}")
-    clip = load_clip(paths[sample], num_frames=num_frames, size=size, stride=stride, max_pixels=limits.max_pixels)
-    return ClipInput(clip, None, sample)
+    return ClipInput(load_clip(paths[sample], num_frames=num_frames, size=size, max_pixels=limits.max_pixels,
+                               **(span or {})), None, sample)
 
 # %% ../nbs/13_explorer.ipynb #c026
 def read_input(upload=None,                # path of an uploaded video, image or .zip of images
@@ -241,8 +242,10 @@ def read_input(upload=None,                # path of an uploaded video, image or
                limits: Optional[Limits] = None,  # default: Limits()
                tmp_dir=None,               # where a zip is unpacked (removed after)
                stride: Optional[int] = None,  # every stride-th frame from the start (None: spread evenly)
+               start_s: Optional[float] = None,  # sample from this second of a video or image set (None or 0: start)
+               end_s: Optional[float] = None,    # ... up to this second, inclusive (None or 0: the end)
               ) -> ClipInput:
-    "The uploaded file or the bundled sample, sampled to `num_frames` at `size`, with warnings about the load."
+    "The upload or the sample, `num_frames` at `size` from the span `start_s`-`end_s`, with warnings about the load."
     limits, num_frames, size = limits or Limits(), int(num_frames), int(size)
     if not 1 <= num_frames <= limits.max_frames:
         raise ValueError(f"frame count must be between 1 and {limits.max_frames}, got {num_frames}")
@@ -251,9 +254,10 @@ def read_input(upload=None,                # path of an uploaded video, image or
     stride = None if stride in (None, 0) else int(stride)
     if stride is not None and not 1 <= stride <= limits.max_stride:
         raise ValueError(f"stride must be between 1 and {limits.max_stride} (0: spread evenly), got {stride}")
-    if upload: inp = _read_upload(check_upload(upload, limits), num_frames, size, limits, tmp_dir, stride)
+    span = dict(stride=stride, start_s=start_s or None, end_s=end_s or None)
+    if upload: inp = _read_upload(check_upload(upload, limits), num_frames, size, limits, tmp_dir, span)
     elif not sample: raise ValueError("Nothing to load: upload a file or pick a sample.")
-    else: inp = _read_sample(sample, num_frames, size, limits, stride)
+    else: inp = _read_sample(sample, num_frames, size, limits, span)
     cuts = shot_cuts(inp.frames_u8)
     if cuts: inp.warnings += (_cut_warning(cuts),)
     return inp

@@ -25,6 +25,7 @@ class ExplorerSession:
     "One browser session: the clip every tab reads and the last backbone that loaded; replaced, never changed."
     input: Optional[ClipInput] = None   # the loaded clip (ground truth included when synthetic)
     backbone: Optional[str] = None      # the last backbone that loaded in this session
+    source: tuple = ()                  # (upload path, sample name) the clip was read from, to re-sample it
 
     @property
     def loaded(self) -> ClipInput:
@@ -36,9 +37,10 @@ class ExplorerSession:
     scene = property(lambda self: self.input and self.input.scene)
     name = property(lambda self: self.input.name if self.input else '')
 
-def load_into(session: ExplorerSession, read: Callable[[], ClipInput]) -> ExplorerSession:
+def load_into(session: ExplorerSession, read: Callable[[], ClipInput],
+              source: tuple = ()) -> ExplorerSession:  # where `read` reads from, kept for re-sampling
     "A new session holding `read()`'s clip; when `read` raises, `session` is untouched (its clip stays loaded)."
-    return replace(session, input=read())
+    return replace(session, input=read(), source=tuple(source))
 
 # %% ../nbs/13b_explorer_session.ipynb #c010
 def control_ranges(backbone) -> dict:
