@@ -134,10 +134,8 @@ def features_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
                          elem_id='pca_image', format='png')
         overlay = gr.Image(label='PCA colours over the frames', type='numpy', interactive=False,
                            elem_id='pca_overlay', format='png')
-        with gr.Row():
-            in_vid = gr.Video(label='input', interactive=False, autoplay=True, loop=True, height=300)
-            pca_vid = gr.Video(label='input | PCA colouring', interactive=False, autoplay=True, loop=True,
-                               elem_id='pca_video', height=300)
+        pca_vid = gr.Video(label='input | PCA colouring (one video, so the two halves play in sync)', interactive=False,
+                           autoplay=True, loop=True, elem_id='pca_video', height=300)
 
     @guarded
     def on_features(sess, bb_name, t, l, nn, sd, fix, op, progress=gr.Progress()):
@@ -151,7 +149,7 @@ def features_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
     ins, outs = k.knobs + [fixed, opacity], [image, overlay, caption, pca_vid, k.t, k.layer, k.n_noise, k.seed]
     for c in (k.t, k.layer, k.n_noise, k.seed, fixed, opacity):
         c.change(on_features, ins, outs, trigger_mode='always_last', **RAW)
-    return NS(in_vid=in_vid, refresh=(on_features, ins, outs))
+    return NS(refresh=(on_features, ins, outs))
 
 
 def depth_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
@@ -293,7 +291,7 @@ def wire_loading(models: H.AppModels, session: gr.State, inp: NS, feats: NS, dep
         vid, n = H.input_video(models, new), new.clip.num_frames
         warn(*new.input.warnings)
         frames = [(f'frame {i}', i) for i in range(n)]
-        return (new, H.describe_input(new), vid, vid, H.frame0_image(new), gr.update(**H.frame_slider(new)),
+        return (new, H.describe_input(new), vid, H.frame0_image(new), gr.update(**H.frame_slider(new)),
                 gr.update(choices=frames, value=0), gr.update(choices=[('every other frame', -1)] + frames, value=-1),
                 None, None, '')
 
@@ -304,19 +302,19 @@ def wire_loading(models: H.AppModels, session: gr.State, inp: NS, feats: NS, dep
 
     @guarded
     def on_upload(sess, up, nf, sz, st, t0, t1, progress=gr.Progress()):
-        if not up: return (gr.update(),) * 11
+        if not up: return (gr.update(),) * 10
         progress(0.1, desc='reading the upload')
         return loaded(H.load_input(models, sess, up, None, nf, sz, st, t0, t1))
 
     @guarded
     def on_resample(sess, nf, sz, st, t0, t1, progress=gr.Progress()):
         "Frames, size, stride or span changed: the loaded clip (upload or sample) read again with them."
-        if not sess.source: return (gr.update(),) * 11
+        if not sess.source: return (gr.update(),) * 10
         progress(0.1, desc='re-sampling the clip')
         return loaded(H.resample(models, sess, nf, sz, st, t0, t1))
 
-    outs = [session, inp.info, inp.video, feats.in_vid, corr.frame0, depth.frame, corr.source, corr.target,
-            corr.matches, corr.heat, corr.summary]
+    outs = [session, inp.info, inp.video, corr.frame0, depth.frame, corr.source, corr.target, corr.matches, corr.heat,
+            corr.summary]
     inp.load_btn.click(on_load, [session, inp.upload, inp.sample] + inp.sampling, outs,
                        **RAW).success(*feats.refresh, **RAW)
     inp.upload.upload(on_upload, [session, inp.upload] + inp.sampling, outs, **RAW).success(*feats.refresh, **RAW)

@@ -217,6 +217,24 @@ def test_view_handlers_call_the_explorer(models, synth):
     assert 0 < g.mean < 1 and len(g.figure.data) == synth.clip.num_frames
 
 
+def test_pictures_a_reader_expects(models, synth):
+    "Issue 18, item 12: the sky left out of the point cloud, metres only for metric depth, one synced Features video."
+    import gradio as gr
+    import app as A
+    b = bb(models)
+    d = H.depth_view(models, synth, b, 300, 2, frame=0)
+    assert len(d.cloud_fig.data[0].x) <= int(synth.scene.valid[0].sum()) < synth.scene.valid[0].numel()
+    assert d.cloud_fig.layout.scene.xaxis.title.text == 'x (m)'
+    real = H.load_input(models, H.new_session(models), sample='bikes', num_frames=3, size=32)
+    assert H.depth_view(models, real, b, 300, 2).cloud_fig.layout.scene.zaxis.title.text == 'z (relative)'
+    v = H.features_view(models, synth, b, 300, 2, opacity=0.8)
+    assert v.overlay is not None and len(v.explained) == 3 and 'explained variance' in v.caption
+    demo = A.build_demo(models)
+    tab = next(x for x in demo.blocks.values() if isinstance(x, gr.Tab) and x.id == 'features')
+    walk = lambda blk: [blk] + [c for ch in getattr(blk, 'children', []) for c in walk(ch)]
+    assert sum(isinstance(x, gr.Video) for x in walk(tab)) == 1, 'two players drift apart: one side-by-side video'
+
+
 def test_labels_and_missing_clip(models):
     b = bb(models)
     assert 'sigma=' in H.timestep_label(b, 300) and H.backbone_controls(b)['n_layers'] == b.num_layers

@@ -33,6 +33,7 @@ class SceneProbe:
     probe: object              # vega3d_nb.depth_probe.DepthProbe
     table: pd.DataFrame        # one row per source: held-out depth metrics
     note: str
+    far: float = float('inf')  # the deepest training depth (99th percentile): deeper predictions are sky
 
 def probe_key(st: ViewSettings, scenes: SceneSet) -> tuple:
     "Cache key of a scene-set probe: backbone weights, snapped timestep, layer, noise, seed and scene set."
@@ -82,7 +83,8 @@ def _fit_scene_probe(st: ViewSettings, ws: Workspace, progress=None) -> ScenePro
     probe = fit_depth_probe(ftr, [c.depth for c in train], seed=st.seed)
     rows = [_score_row(ftr[0].describe(), probe_depth_scores(probe, fte, [c.depth for c in test]))]
     rows += _baseline_rows(train, test, ftr[0].grid_size, st.seed)
-    return SceneProbe(probe, pd.DataFrame(rows), _probe_note(probe, train, test, ws.scenes, ftr[0].describe()))
+    far = float(torch.cat([c.depth[c.valid] for c in train]).quantile(0.99))
+    return SceneProbe(probe, pd.DataFrame(rows), _probe_note(probe, train, test, ws.scenes, ftr[0].describe()), far)
 
 def fit_scene_probe(st: ViewSettings, ws: Workspace,
                     progress: Optional[Callable] = None,  # progress(fraction, desc=...) as gradio's
@@ -161,11 +163,13 @@ def depth_view(inp: ClipInput, st: ViewSettings, ws: Workspace,
     pred = sp.probe.predict(grid, clip.size, clip.num_frames)  # [T, H, W]
     if inp.scene is not None: fig, table, K, pose = _depth_with_truth(inp, sp, grid, pred, f)
     else: fig, table, K, pose = _depth_without_truth(inp, sp, pred, f)
-    pcd = depth_to_point_cloud(pred[f], K, pose, rgb=clip.frames[f])
-    title = f'Point cloud from predicted depth, frame {f}'
-    if inp.scene is None: title += ' (assumed 60° field of view)'
+    gt = inp.scene
+    pcd = depth_to_point_cloud(pred[f], K, pose, rgb=clip.frames[f], valid=None if gt is None else gt.valid[f],
+                               max_depth=sp.far)  # the sky: no ground-truth hit, or deeper than any training pixel
+    title = f'Point cloud from predicted depth, frame {f}, sky masked'
+    if gt is None: title += ' (assumed 60° field of view)'
     ply = save_ply(pcd, ws.path('ply', f'depth-{inp.clip_hash}-f{f}.ply'))
-    cloud = point_cloud_figure(pcd, features=sp.probe, title=title)
+    cloud = point_cloud_figure(pcd, features=sp.probe, title=title, unit='relative' if gt is None else 'm')
     return DepthView(fig, cloud, ply, against_baselines(table), sp.note)
 
 # %% ../nbs/13a_explorer_probes.ipynb #c016
