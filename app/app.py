@@ -187,6 +187,13 @@ def correspondence_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
         with gr.Row():
             source = gr.Dropdown([('frame 0', 0)], value=0, label='source frame', elem_id='corr_source')
             target = gr.Dropdown([('every other frame', -1)], value=-1, label='target frame', elem_id='corr_target')
+        with gr.Accordion('or match between two images of your own', open=False):
+            with gr.Row():
+                pair_a = gr.File(label='query image', file_types=list(H.IMAGE_EXTS), type='filepath',
+                                 elem_id='pair_a')
+                pair_b = gr.File(label='image to match into', file_types=list(H.IMAGE_EXTS), type='filepath',
+                                 elem_id='pair_b')
+            pair_btn = gr.Button('Load the two images as a two-frame clip', elem_id='pair_btn')
         with gr.Row():
             frame0 = gr.Image(label='source frame: click a point', type='numpy', interactive=False,
                               elem_id='corr_frame0', format='png')
@@ -209,7 +216,8 @@ def correspondence_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
 
     frame0.select(on_click, k.knobs + [source, target], [frame0, matches, heat, summary, table], **RAW)
     source.change(on_source, [session, source], frame0, **RAW)
-    return NS(frame0=frame0, matches=matches, summary=summary, heat=heat, source=source, target=target)
+    return NS(frame0=frame0, matches=matches, summary=summary, heat=heat, source=source, target=target,
+              pair=[pair_a, pair_b], pair_btn=pair_btn)
 
 
 def sweep_tab(models: H.AppModels, session: gr.State, k: NS):
@@ -313,11 +321,17 @@ def wire_loading(models: H.AppModels, session: gr.State, inp: NS, feats: NS, dep
         progress(0.1, desc='re-sampling the clip')
         return loaded(H.resample(models, sess, nf, sz, st, t0, t1))
 
+    @guarded
+    def on_pair(sess, a, b, sz, progress=gr.Progress()):
+        progress(0.1, desc='reading the two images')
+        return loaded(H.load_image_pair(models, sess, a, b, sz))
+
     outs = [session, inp.info, inp.video, corr.frame0, depth.frame, corr.source, corr.target, corr.matches, corr.heat,
             corr.summary]
     inp.load_btn.click(on_load, [session, inp.upload, inp.sample] + inp.sampling, outs,
                        **RAW).success(*feats.refresh, **RAW)
     inp.upload.upload(on_upload, [session, inp.upload] + inp.sampling, outs, **RAW).success(*feats.refresh, **RAW)
+    corr.pair_btn.click(on_pair, [session] + corr.pair + [inp.size], outs, **RAW).success(*feats.refresh, **RAW)
     for c, ev in ((inp.n_frames, 'change'), (inp.size, 'change'), (inp.stride, 'change'), (inp.start, 'submit'),
                   (inp.end, 'submit')):
         getattr(c, ev)(on_resample, [session] + inp.sampling, outs, trigger_mode='always_last',

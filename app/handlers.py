@@ -99,6 +99,12 @@ def resample(models: AppModels, session: Session, num_frames: int = DEFAULT_FRAM
     return load_input(models, session, *session.source, num_frames, size, stride, start_s, end_s)
 
 
+def load_image_pair(models: AppModels, session: Session, first, second, size: int = DEFAULT_SIZE) -> Session:
+    "A new session holding two uploaded images as a two-frame clip, for correspondence (a failed load keeps `session`)."
+    return ES.load_into(session, lambda: EP.read_image_pair(upload_path(first), upload_path(second), size,
+                                                            models.limits))
+
+
 def describe_input(session: Session) -> str: return session.loaded.describe()
 def input_video(models: AppModels, session: Session) -> Path: return E.input_video(session.loaded, models.workdir)
 

@@ -252,6 +252,23 @@ def test_correspondence_click(models, synth):
     with pytest.raises(ValueError, match='outside'): H.click_to_pixel(synth, (40 * s, 0))
 
 
+def test_correspondence_between_two_uploaded_images(models, tmp_path):
+    "Issue 18, item 9: two images as a query and a target, a large click image at their aspect, visible markers."
+    from PIL import Image
+    rgb = np.random.default_rng(2).integers(0, 255, (40, 72, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / 'a.png')
+    Image.fromarray(rgb[:, 6:]).save(tmp_path / 'b.png')
+    s = H.load_image_pair(models, H.new_session(models), {'path': str(tmp_path / 'a.png')}, str(tmp_path / 'b.png'),
+                          size=32)
+    assert s.clip.num_frames == 2 and s.clip.size == (32, 58) and s.name == 'a.png + b.png'
+    img = H.frame_image(s, 0, (20, 10))
+    assert img.shape[1] >= 400 and abs(img.shape[1] / img.shape[0] - 58 / 32) < 0.05  # large, at the clip's aspect
+    assert (img == [255, 255, 0]).all(-1).sum() >= 100, 'the query dot is too small to see'
+    c = H.correspondence_view(models, s, bb(models), 300, 1, 20, 10)
+    assert c.targets == [1] and c.heatmap.shape[:2] == img.shape[:2]
+    with pytest.raises(ValueError, match='Give two images'): H.load_image_pair(models, s, str(tmp_path / 'a.png'), None)
+
+
 def test_parse_numbers():
     assert H.parse_numbers('100, 300 ,') == [100., 300.]
     with pytest.raises(ValueError, match='comma-separated'): H.parse_numbers('a, b')

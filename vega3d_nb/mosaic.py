@@ -4,7 +4,7 @@
 
 # %% ../nbs/07b_mosaic.ipynb #c002
 from __future__ import annotations
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -72,21 +72,23 @@ MARKER_SHAPES = ('dot', 'x', 'ring')
 def mark_points(img,                  # [H, W, 3] uint8 frame (or [3, H, W] / float in [0, 1])
                 points: Sequence,     # (x, y, colour, shape) per marker; colour a PIL colour name or (r, g, b)
                 scale: int = 1,       # integer upscale of the frame before drawing
+                radius: Optional[int] = None,  # marker radius in output pixels (None: 1/60 of the longer side, >= 4)
                ) -> np.ndarray:       # [H * scale, W * scale, 3] uint8
     "The frame enlarged by `scale` (nearest) with a marker drawn at each point: 'dot', 'x' or 'ring'."
     from PIL import Image, ImageDraw
     a, s = hwc_uint8(img), int(scale)
     if s < 1: raise ValueError(f"scale must be a positive int, got {scale}")
     im = Image.fromarray(np.ascontiguousarray(a.repeat(s, 0).repeat(s, 1)))
-    d, r = ImageDraw.Draw(im), max(3, s * 2)
+    d, r = ImageDraw.Draw(im), int(radius or max(4, max(im.size) // 60))
+    lw = max(2, r // 3)
     for x, y, col, shape in points:
         if shape not in MARKER_SHAPES: raise ValueError(f"marker shape must be one of {MARKER_SHAPES}, got {shape!r}")
         cx, cy = (float(x) + 0.5) * s, (float(y) + 0.5) * s
-        if shape == 'dot': d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=col, outline='black')
-        elif shape == 'ring': d.ellipse([cx - r - 2, cy - r - 2, cx + r + 2, cy + r + 2], outline=col, width=2)
+        if shape == 'dot': d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=col, outline='black', width=max(1, lw // 2))
+        elif shape == 'ring': d.ellipse([cx - r - lw, cy - r - lw, cx + r + lw, cy + r + lw], outline=col, width=lw)
         else:
-            d.line([cx - r, cy - r, cx + r, cy + r], fill=col, width=2)
-            d.line([cx - r, cy + r, cx + r, cy - r], fill=col, width=2)
+            d.line([cx - r, cy - r, cx + r, cy + r], fill=col, width=lw)
+            d.line([cx - r, cy + r, cx + r, cy - r], fill=col, width=lw)
     return np.asarray(im)
 
 # %% ../nbs/07b_mosaic.ipynb #c015
