@@ -235,6 +235,17 @@ def test_pictures_a_reader_expects(models, synth):
     assert sum(isinstance(x, gr.Video) for x in walk(tab)) == 1, 'two players drift apart: one side-by-side video'
 
 
+def test_extraction_reports_a_real_progress_bar(models, synth):
+    "Issue 18, item 7: the VAE, then every block of every noise pass, as a fraction that only moves forward."
+    said = []
+    H.features_view(models, synth, bb(models), 640, 1, n_noise=2, progress=lambda f, desc='': said.append((f, desc)))
+    fr = [f for f, _ in said]
+    assert said[0][1].startswith('VAE: encoding 5 frame(s) of 32x32') and fr == sorted(fr) and fr[-1] >= 0.95, said
+    n = bb(models).num_layers
+    assert sum('pass 2 of 2' in d for _, d in said) == n and f'block {n} of {n}, pass 2 of 2' in said[-1][1]
+    assert H.E.DEFAULT_SIZE >= 128  # at 64 px the PCA is an 8 x 8 grid of bands
+
+
 def test_labels_and_missing_clip(models):
     b = bb(models)
     assert 'sigma=' in H.timestep_label(b, 300) and H.backbone_controls(b)['n_layers'] == b.num_layers

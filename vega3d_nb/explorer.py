@@ -19,6 +19,7 @@ import torch
 from .core import Clip, FeatureGrid, SceneClip, logger
 from .io import IMAGE_EXTS, VIDEO_EXTS, load_clip, sample_clip_paths, save_clip
 from .frames import frame_similarity, shot_cuts
+from .mosaic import gate_overlay, pca_overlay
 from .world_samples import SAMPLE_LABELS, load_world_sample, sample_world, world_sample_names
 from .scenes import make_scene, render_scene_clip, sample_scene_clip, scene_splits
 
@@ -26,8 +27,7 @@ from .scenes import make_scene, render_scene_clip, sample_scene_clip, scene_spli
 __all__ = ['CACHE_SIZES', 'MAX_NOISE', 'SYNTHETIC_SAMPLE', 'DEFAULT_FRAMES', 'DEFAULT_SIZE', 'HELDOUT_SAMPLE', 'HELDOUT_SCENE',
            'LRU', 'ExplorerCache', 'ViewSettings', 'view_settings', 'SceneSet', 'Workspace', 'Limits', 'ClipInput',
            'check_upload', 'sample_names', 'sample_label', 'read_input', 'block_progress', 'clip_features', 'view_grid',
-           'FeatureView', 'pca_key', 'pca_overlay', 'features_view', 'input_video', 'pca_video', 'GatesView',
-           'gate_overlay', 'gates_view']
+           'FeatureView', 'pca_key', 'features_view', 'input_video', 'pca_video', 'GatesView', 'gates_view']
 
 # %% ../nbs/13_explorer.ipynb #c007
 class LRU:
@@ -264,22 +264,30 @@ def read_input(upload=None,                # path of an uploaded video, image or
 
 # %% ../nbs/13_explorer.ipynb #c049
 @contextmanager
-def block_progress(backbone, progress: Optional[Callable], start: float = 0.3, stop: float = 0.95):
+def block_progress(backbone, progress: Optional[Callable], start: float = 0.3, stop: float = 0.95,
+                   passes: int = 1,    # forwards to come (noise samples x windows): the bar spans all of them
+                   what: str = ''):    # appended to each message, e.g. the frames in the batch
     "Report each denoiser block as it runs through `progress(fraction, desc=...)` (hooks removed on exit)."
     blocks = list(getattr(backbone.denoiser, 'blocks', None) or []) if progress else []
-    tick = lambda i: lambda *_: progress(start + (stop - start) * (i + 1) / len(blocks),
-                                         desc=f'denoiser block {i + 1} of {len(blocks)}')
+    n, passes, done = len(blocks) * max(1, passes), max(1, passes), [0]
+    def tick(i):
+        def hook(*_):
+            done[0] = min(done[0] + 1, n)
+            k = f', pass {(done[0] - 1) // len(blocks) + 1} of {passes}' if passes > 1 else ''
+            progress(start + (stop - start) * done[0] / n, desc=f'denoiser block {i + 1} of {len(blocks)}{k}{what}')
+        return hook
     hooks = [blk.register_forward_hook(tick(i)) for i, blk in enumerate(blocks)]
     try: yield
     finally:
         for h in hooks: h.remove()
 
 def _extract(fz, clip: Clip, progress: Optional[Callable]):
-    "`fz.features(clip)`, reporting the VAE encode and each block through `progress`."
+    "`fz.features(clip)`, reporting the VAE encode and each block of each pass through `progress`."
     if progress is None: return fz.features(clip)
-    progress(0.05, desc=f'VAE: encoding {clip.num_frames} frame(s) of {clip.size[0]}x{clip.size[1]}')
-    fz.encoded(clip)
-    with block_progress(fz.backbone, progress): return fz.features(clip)
+    size = f'{clip.num_frames} frame(s) of {clip.size[0]}x{clip.size[1]}'
+    progress(0.05, desc=f'VAE: encoding {size}')
+    passes = fz.settings.n_noise * len(fz.encoded(clip).windows)
+    with block_progress(fz.backbone, progress, passes=passes, what=f' ({size})'): return fz.features(clip)
 
 # %% ../nbs/13_explorer.ipynb #c029
 def clip_features(inp: ClipInput, st: ViewSettings,
@@ -326,15 +334,6 @@ def _feature_caption(grid: FeatureGrid, cached: bool, fixed_colours: bool, expla
             f'{"Reused cached features (no forward)" if cached else "Ran one forward for all layers at this timestep"}'
             f'{"; colours fitted at the first timestep viewed for this layer" if fixed_colours else ""}.')
 
-def pca_overlay(frames: np.ndarray,  # [T, H, W, 3] uint8
-                pca: np.ndarray,     # [T, h, w, 3] PCA colours in [0, 1]
-                opacity: float = 0.5, min_side: int = 128, cols: int = 9) -> np.ndarray:
-    "Each frame with its PCA colouring drawn over it at `opacity`, as one mosaic (small frames enlarged)."
-    from vega3d_nb.mosaic import blend, tile_frames
-    s = max(1, min_side // min(frames.shape[1:3]))
-    big = frames.repeat(s, axis=1).repeat(s, axis=2) if s > 1 else frames
-    return tile_frames(np.stack([blend(f, p, opacity) for f, p in zip(big, pca)]), cols)
-
 # %% ../nbs/13_explorer.ipynb #c033
 def features_view(inp: ClipInput, st: ViewSettings, cache: ExplorerCache,
                   fixed_colours: bool = True,  # reuse the PCA fitted at the first timestep viewed for this layer
@@ -375,17 +374,6 @@ class GatesView:
     figure: object             # plotly heatmaps, one per frame
     mean: float                # mean gate over every visual token of the clip
     overlay: Optional[np.ndarray] = None  # [H', W', 3] uint8: each frame with its gates drawn over it
-
-def gate_overlay(frames: np.ndarray,  # [T, H, W, 3] uint8
-                 gate,                # [T, h, w] gate per visual token in [0, 1]
-                 min_side: int = 128, cols: int = 5) -> np.ndarray:
-    "The gates drawn over their frames at the clip's aspect ratio (blue: generative stream, red: semantic)."
-    from vega3d_nb.mosaic import heat_overlay, tile_frames
-    g = np.asarray(torch.as_tensor(gate).float())
-    if len(g) != len(frames): raise ValueError(f"{len(g)} gate maps for {len(frames)} frames")
-    s = max(1, min_side // min(frames.shape[1:3]))
-    big = frames.repeat(s, axis=1).repeat(s, axis=2) if s > 1 else frames
-    return tile_frames(np.stack([heat_overlay(f, m, 0.55) for f, m in zip(big, g)]), cols)
 
 def gates_view(fused,                   # a vega3d_nb.mllm.fused.FusedMLLM
                inp: ClipInput, st: ViewSettings, cache: ExplorerCache) -> GatesView:

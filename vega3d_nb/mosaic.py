@@ -12,8 +12,8 @@ import torch
 from .viz import hwc_uint8
 
 # %% auto #0
-__all__ = ['MARKER_SHAPES', 'HEAT_COLOURS', 'tile_frames', 'upsample_nearest', 'input_vs_pca', 'mark_points', 'heat_colours',
-           'blend', 'heat_overlay']
+__all__ = ['MARKER_SHAPES', 'HEAT_COLOURS', 'tile_frames', 'upsample_nearest', 'input_vs_pca', 'enlarge', 'mark_points',
+           'heat_colours', 'blend', 'heat_overlay', 'pca_overlay', 'gate_overlay']
 
 # %% ../nbs/07b_mosaic.ipynb #c006
 def tile_frames(images,            # [T, H, W, 3] float in [0, 1] or uint8
@@ -52,8 +52,7 @@ def input_vs_pca(frames,            # [T, H, W, 3] uint8 input frames
     "A mosaic with each row of input frames above their PCA colouring (nearest upsampled to the frame size)."
     frames, pca = _hwc_batch(frames), np.asarray(pca)
     if len(frames) != len(pca): raise ValueError(f"{len(frames)} frames but {len(pca)} PCA images")
-    s = max(1, min_side // min(frames.shape[1:3]))
-    if s > 1: frames = frames.repeat(s, axis=1).repeat(s, axis=2)
+    frames = enlarge(frames, min_side)
     up = (np.clip(upsample_nearest(pca, frames.shape[1:3]), 0, 1) * 255).round().astype(np.uint8)
     rows = []
     for i in range(0, len(frames), cols):
@@ -61,6 +60,13 @@ def input_vs_pca(frames,            # [T, H, W, 3] uint8 input frames
     W = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 4), (0, W - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     return np.concatenate(rows)[:-4]
+
+def enlarge(frames: np.ndarray,    # [T, H, W, 3]
+            min_side: int = 128,   # the shorter side reached (about: integer factors only)
+           ) -> np.ndarray:
+    "Small frames enlarged by an integer factor (nearest), so they keep their aspect ratio and sharp pixels."
+    s = max(1, min_side // min(frames.shape[1:3]))
+    return frames.repeat(s, axis=1).repeat(s, axis=2) if s > 1 else frames
 
 def _hwc_batch(images) -> np.ndarray:
     "[T, H, W, 3] uint8 from frames [T, 3, H, W] / [T, H, W, 3], float in [0, 1] or uint8."
@@ -115,3 +121,18 @@ def blend(frame,              # [H, W, 3] uint8 frame (or [3, H, W] / float in [
 def heat_overlay(frame, values, opacity: float = 0.6) -> np.ndarray:  # values [h, w] in [0, 1]
     "A heatmap of `values` over `frame`."
     return blend(frame, heat_colours(values), opacity)
+
+def pca_overlay(frames: np.ndarray,  # [T, H, W, 3] uint8
+                pca: np.ndarray,     # [T, h, w, 3] PCA colours in [0, 1]
+                opacity: float = 0.5, min_side: int = 128, cols: int = 9) -> np.ndarray:
+    "Each frame with its PCA colouring drawn over it at `opacity`, as one mosaic (small frames enlarged)."
+    return tile_frames(np.stack([blend(f, p, opacity) for f, p in zip(enlarge(frames, min_side), pca)]), cols)
+
+def gate_overlay(frames: np.ndarray,  # [T, H, W, 3] uint8
+                 gate,                # [T, h, w] gate per visual token in [0, 1]
+                 min_side: int = 128, cols: int = 5) -> np.ndarray:
+    "The gates drawn over their frames at the clip's aspect ratio (blue: generative stream, red: semantic)."
+    g = np.asarray(torch.as_tensor(gate).float())
+    if len(g) != len(frames): raise ValueError(f"{len(g)} gate maps for {len(frames)} frames")
+    return tile_frames(np.stack([heat_overlay(f, m, 0.55) for f, m in zip(enlarge(frames, min_side), g)]), cols)
+
