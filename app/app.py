@@ -81,10 +81,10 @@ def controls(models: H.AppModels, session: gr.State) -> NS:
         b, k = H.checked(models, sess, bb_name, tv, lv)
         return H.timestep_label(b, k.t)
 
-    backbone.change(on_backbone, [session, backbone], [session, backbone, t, layer, bb_info])
+    changed = backbone.change(on_backbone, [session, backbone], [session, backbone, t, layer, bb_info])
     t.change(on_t, [session, backbone, t, layer], t_info, **RAW)
     knobs = [session, backbone, t, layer, n_noise, seed]  # the views' common inputs
-    return NS(backbone=backbone, t=t, layer=layer, n_noise=n_noise, seed=seed, knobs=knobs)
+    return NS(backbone=backbone, t=t, layer=layer, n_noise=n_noise, seed=seed, knobs=knobs, backbone_changed=changed)
 
 
 def checked_knobs(models, sess, bb_name, t, l, nn, sd) -> tuple:
@@ -95,15 +95,15 @@ def checked_knobs(models, sess, bb_name, t, l, nn, sd) -> tuple:
 
 
 # ---------------------------------------------------------------- one builder per tab
-def input_tab(models: H.AppModels) -> NS:
+def input_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
     "Upload or pick a sample, choose how to sample it; the load events are wired by `wire_loading`."
     lim, samples = models.limits, H.sample_names()
     with gr.Tab('Input', id='input'), gr.Row():
         with gr.Column():
             upload = gr.File(label=f'upload a video, an image or a .zip of images (at most {lim.max_upload_mb:g} MB)',
                              file_types=list(H.VIDEO_EXTS + H.IMAGE_EXTS) + ['.zip'], type='filepath', elem_id='upload')
-            sample = gr.Dropdown([(H.sample_label(s), s) for s in samples], value=samples[0] if samples else None,
-                                 label='or a bundled sample', elem_id='sample')
+            sample = gr.Dropdown(H.sample_choices(models), value=samples[0] if samples else None, elem_id='sample',
+                                 label='or a bundled sample (in or out of distribution for the backbone in use)')
             n_frames = gr.Slider(1, lim.max_frames, value=H.DEFAULT_FRAMES, step=1, label='frames', elem_id='n_frames')
             stride = gr.Slider(0, lim.max_stride, value=0, step=1, elem_id='stride',
                                label='stride: every n-th source frame from the start (0: spread evenly)')
@@ -119,6 +119,7 @@ def input_tab(models: H.AppModels) -> NS:
             video = gr.Video(label='input', elem_id='input_video', interactive=False, autoplay=True, loop=True,
                              height=320)
     sample.change(lambda: None, None, upload)  # picking a sample means loading it, not the earlier upload
+    k.backbone_changed.then(lambda sess: gr.update(choices=H.sample_choices(models, sess)), session, sample)
     return NS(upload=upload, sample=sample, n_frames=n_frames, size=size, stride=stride, start=start, end=end,
               load_btn=load_btn, info=info, video=video, sampling=[n_frames, size, stride, start, end])
 
@@ -348,7 +349,7 @@ def build_demo(models: H.AppModels) -> gr.Blocks:
         if models.notes: gr.Markdown('\n'.join(f'> **Note:** {n}' for n in models.notes), elem_id='notes')
         k = controls(models, session)
         with gr.Tabs():
-            inp = input_tab(models)
+            inp = input_tab(models, session, k)
             feats = features_tab(models, session, k)
             depth = depth_tab(models, session, k)
             corr = correspondence_tab(models, session, k)

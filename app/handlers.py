@@ -77,6 +77,12 @@ def timestep_label(backbone, t: float) -> str:
 
 
 # ---------------------------------------------------------------- input
+def sample_choices(models: AppModels, session: Optional[Session] = None) -> list:
+    "Sample dropdown choices `(label, name)`, each labelled in or out of distribution for the session's backbone."
+    name = (session.backbone if session else None) or models.default_backbone
+    return [(sample_label(s, name), s) for s in sample_names()]
+
+
 def upload_path(up) -> Optional[str]:
     "The path of an upload, given as a path or as gradio's raw file payload."
     return up.get('path') if isinstance(up, dict) else up

@@ -46,6 +46,16 @@ def test_samples_and_choices_are_labelled():
     assert 'real weights' in labels['wan2.1-t2v-1.3b']
 
 
+def test_samples_are_labelled_in_or_out_of_distribution_for_the_backbone_in_use(models):
+    "Issue 18, item 4: held-out samples ship, and each is labelled for the session's backbone (random weights here)."
+    labels = dict((n, l) for l, n in H.sample_choices(models, H.new_session(models)))
+    assert H.HELDOUT_SAMPLE in labels and any(n.startswith('physics_') for n in labels)
+    assert all('unseen' in l and 'random weights' in l for l in labels.values()), labels
+    shipped = dict((n, l) for l, n in H.sample_choices(models, H.Session(backbone='vega3d-tiny-scenes')))
+    assert 'IN distribution' in shipped[H.SYNTHETIC_SAMPLE] and 'held out' in shipped[H.HELDOUT_SAMPLE]
+    assert all('out of distribution' in shipped[n] for n in shipped if n.startswith(('physics_', 'tabletop_')))
+
+
 def test_load_sample_with_and_without_ground_truth(models, synth):
     assert synth.scene is not None and synth.clip.num_frames == 5 and synth.clip.size == (32, 32)
     assert torch.equal(synth.clip.frames, synth.scene.clip.frames)
@@ -218,9 +228,7 @@ def test_view_handlers_call_the_explorer(models, synth):
 
 
 def test_pictures_a_reader_expects(models, synth):
-    "Issue 18, item 12: the sky left out of the point cloud, metres only for metric depth, one synced Features video."
-    import gradio as gr
-    import app as A
+    "Issue 18, item 12: the sky left out of the point cloud, metres only where the depth is metric, the PCA overlay."
     b = bb(models)
     d = H.depth_view(models, synth, b, 300, 2, frame=0)
     assert len(d.cloud_fig.data[0].x) <= int(synth.scene.valid[0].sum()) < synth.scene.valid[0].numel()
@@ -229,10 +237,6 @@ def test_pictures_a_reader_expects(models, synth):
     assert H.depth_view(models, real, b, 300, 2).cloud_fig.layout.scene.zaxis.title.text == 'z (relative)'
     v = H.features_view(models, synth, b, 300, 2, opacity=0.8)
     assert v.overlay is not None and len(v.explained) == 3 and 'explained variance' in v.caption
-    demo = A.build_demo(models)
-    tab = next(x for x in demo.blocks.values() if isinstance(x, gr.Tab) and x.id == 'features')
-    walk = lambda blk: [blk] + [c for ch in getattr(blk, 'children', []) for c in walk(ch)]
-    assert sum(isinstance(x, gr.Video) for x in walk(tab)) == 1, 'two players drift apart: one side-by-side video'
 
 
 def test_extraction_reports_a_real_progress_bar(models, synth):
@@ -350,6 +354,9 @@ def test_build_demo_and_import_is_cheap(models):
     import app as A
     demo = A.build_demo(models)
     assert isinstance(demo, gr.Blocks) and A.concurrency_for('cpu') == 1 and A.concurrency_for('cuda:0') == 2
+    tab = next(x for x in demo.blocks.values() if isinstance(x, gr.Tab) and x.id == 'features')
+    walk = lambda blk: [blk] + [c for ch in getattr(blk, 'children', []) for c in walk(ch)]
+    assert sum(isinstance(x, gr.Video) for x in walk(tab)) == 1, 'two players drift apart: one side-by-side video'
     code = ("import sys\nsys.path.insert(0, 'app')\nimport app\n"
             "assert 'vega3d_nb.backbones' not in sys.modules and 'vega3d_nb.mllm' not in sys.modules, "
             "'models loaded at import'")

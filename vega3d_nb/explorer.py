@@ -188,15 +188,23 @@ def sample_names() -> list:
     "The bundled samples, the synthetic ones (with ground truth) first."
     return [SYNTHETIC_SAMPLE, HELDOUT_SAMPLE] + sorted(n for n in sample_clip_paths() if n != SYNTHETIC_SAMPLE)
 
-def sample_label(name: str) -> str:
-    "What a sample is and whether the shipped backbone (vega3d-tiny-scenes) trained on it."
-    if name == SYNTHETIC_SAMPLE:
-        return f'{name} (synthetic, ground truth; IN distribution: a training scene of vega3d-tiny-scenes)'
-    if name == HELDOUT_SAMPLE: return f'{name} (synthetic, ground truth; held out: a test-split scene)'
-    if name in world_sample_names():
-        w = sample_world(name)
-        return f'{name} ({SAMPLE_LABELS[w]}, exact ground truth; out of distribution: a held-out {w} clip)'
-    return f'{name} (real video, no ground truth; out of distribution for vega3d-tiny-scenes)'
+def _scenes_label(name: str, backbone: str) -> str:
+    "In or out of distribution for a backbone trained on the scenes' training split."
+    if name == SYNTHETIC_SAMPLE: return f'IN distribution: a training scene of {backbone}'
+    if name == HELDOUT_SAMPLE: return 'held out: a test-split scene'
+    return f'out of distribution: a held-out {sample_world(name)} clip' if sample_world(name) else \
+        f'out of distribution for {backbone}'
+
+def sample_label(name: str, backbone: str = 'vega3d-tiny-scenes') -> str:
+    "What a sample is and whether `backbone` (a registry name) trained on it: in or out of its distribution."
+    from vega3d_nb.backbones import BACKBONES
+    w, kind = sample_world(name), getattr(BACKBONES.get(backbone), 'weights', None)
+    what = 'synthetic, ground truth' if name in (SYNTHETIC_SAMPLE, HELDOUT_SAMPLE) else \
+        f'{SAMPLE_LABELS[w]}, exact ground truth' if w else 'real video, no ground truth'
+    if kind == 'random-init': return f'{name} ({what}; unseen: {backbone} has random weights, no training data)'
+    if kind == 'real': return f'{name} ({what}; unknown: {backbone} is a released model trained on web-scale video)'
+    if kind == 'trained': return f'{name} ({what}; {_scenes_label(name, backbone)})'
+    return f'{name} ({what}; unknown: no record of what {backbone} trained on)'
 
 # %% ../nbs/13_explorer.ipynb #c044
 def _cut_warning(cuts: list) -> str:
