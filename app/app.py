@@ -72,8 +72,9 @@ def controls(models: H.AppModels, session: gr.State) -> NS:
         c, new, msg = H.switch_backbone(models, sess, bb_name)
         warn(msg)
         info = f'**backbone** {c["label"]}' + (f'\n\n**Not loaded:** {msg}' if msg else '')
-        return (new, gr.update(value=new.backbone, choices=H.backbone_choices(models)),
-                gr.update(minimum=c['t_min'], maximum=c['t_max'], value=c['t']),
+        dd = gr.update(value=new.backbone, choices=H.backbone_choices(models))
+        if msg: return new, dd, gr.update(), gr.update(), info  # kept the backbone: keep its t and layer as they were
+        return (new, dd, gr.update(minimum=c['t_min'], maximum=c['t_max'], value=c['t']),
                 gr.update(maximum=c['n_layers'] - 1, value=c['layer']), info)
 
     @guarded
@@ -401,7 +402,8 @@ def load_models(backbone: str | None = None, device: str | None = None, mllm: st
     notes = []
     bb = _load_default_backbone(backbone, dev, notes, local_files_only)
     if bb.weights == 'random-init' and not notes: notes.append(f'**{bb.name}** has **random weights**.')
-    shelf = H.BackboneShelf(dev, loader=functools.partial(load_backbone, local_files_only=local_files_only))
+    shelf = H.BackboneShelf(dev, loader=functools.partial(load_backbone, local_files_only=local_files_only),
+                            check=H.ES.weights_missing if local_files_only else None)  # offline: refuse at once
     shelf.add(bb)
     workdir = Path(workdir or tempfile.mkdtemp(prefix='vega3d-app-'))
     workdir.mkdir(parents=True, exist_ok=True)
