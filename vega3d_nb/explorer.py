@@ -188,6 +188,7 @@ def sample_names() -> list:
     "The bundled samples, the synthetic ones (with ground truth) first."
     return [SYNTHETIC_SAMPLE, HELDOUT_SAMPLE] + sorted(n for n in sample_clip_paths() if n != SYNTHETIC_SAMPLE)
 
+# %% ../nbs/13_explorer.ipynb #c050
 def _scenes_label(name: str, backbone: str) -> str:
     "In or out of distribution for a backbone trained on the scenes' training split."
     if name == SYNTHETIC_SAMPLE: return f'IN distribution: a training scene of {backbone}'

@@ -112,7 +112,7 @@ def _decode_video(path:Path, want) -> Clip:
                       f"returning {len(got)} of the {len(idx)} requested frames" + _said(err, " (decoder said: {})"),
                       stacklevel=3)
     fps = src_fps * (len(got) - 1) / (got[-1] - got[0]) if len(got) > 1 and got[-1] > got[0] else src_fps
-    return Clip(torch.stack(frames), fps=fps, source=str(path), frame_indices=got)
+    return Clip(torch.stack(frames), fps=float(want.fps) if want.fps else fps, source=str(path), frame_indices=got)
 
 # %% ../nbs/01_io.ipynb #c011
 def _read_image(path:Path) -> np.ndarray:
@@ -321,13 +321,8 @@ def load_clip(source,                          # path (video, image, image folde
     if not isinstance(source, (str, os.PathLike)):
         raise ValueError(f"load_clip takes a path, an array/tensor or a Clip, got {type(source).__name__}")
     path = Path(source).expanduser()
-    if not path.exists():
-        raise ValueError(f"No such file or folder: {path}")
-    clip = _from_path(path, want, max_zip_images, max_zip_mb, tmp_dir)
-    if clip is None:
-        clip = _decode_video(path, want)
-        clip.fps = float(fps) if fps else clip.fps
-    return clip
+    if not path.exists(): raise ValueError(f"No such file or folder: {path}")
+    return _from_path(path, want, max_zip_images, max_zip_mb, tmp_dir) or _decode_video(path, want)
 
 # %% ../nbs/01_io.ipynb #c032
 def _even_frames(clip:Clip) -> np.ndarray:

@@ -122,6 +122,7 @@ def heat_overlay(frame, values, opacity: float = 0.6) -> np.ndarray:  # values [
     "A heatmap of `values` over `frame`."
     return blend(frame, heat_colours(values), opacity)
 
+# %% ../nbs/07b_mosaic.ipynb #c018
 def pca_overlay(frames: np.ndarray,  # [T, H, W, 3] uint8
                 pca: np.ndarray,     # [T, h, w, 3] PCA colours in [0, 1]
                 opacity: float = 0.5, min_side: int = 128, cols: int = 9) -> np.ndarray:
@@ -135,4 +136,3 @@ def gate_overlay(frames: np.ndarray,  # [T, H, W, 3] uint8
     g = np.asarray(torch.as_tensor(gate).float())
     if len(g) != len(frames): raise ValueError(f"{len(g)} gate maps for {len(frames)} frames")
     return tile_frames(np.stack([heat_overlay(f, m, 0.55) for f, m in zip(enlarge(frames, min_side), g)]), cols)
-

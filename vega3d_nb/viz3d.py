@@ -69,6 +69,7 @@ def save_ply(pcd: o3d.geometry.PointCloud, path) -> Path:
     if not o3d.io.write_point_cloud(str(path), pcd): raise ValueError(f"open3d could not write {path}")
     return path
 
+# %% ../nbs/07a_viz3d.ipynb #c012
 def point_cloud_figure(pcd,                      # open3d PointCloud or [N, 3] points
                        colors=None,              # [N, 3] in [0, 1] (default: the cloud's colours, else by height)
                        features=None, title: str = 'Point cloud from depth',
