@@ -185,7 +185,8 @@ def correspondence_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
     with gr.Tab('Correspondence', id='corr'):
         gr.Markdown('Click a point in the source frame: red crosses are its cosine nearest-neighbour matches in the '
                     'target frames, green rings the true positions (synthetic clips). The heatmap is the cosine '
-                    'similarity of the clicked point over the first target frame (as in DIFT).')
+                    'similarity of the clicked point over the first target frame (as in DIFT). Any two frames can be '
+                    'paired, or two images of your own (below).')
         with gr.Row():
             source = gr.Dropdown([('frame 0', 0)], value=0, label='source frame', elem_id='corr_source')
             target = gr.Dropdown([('every other frame', -1)], value=-1, label='target frame', elem_id='corr_target')
