@@ -72,8 +72,9 @@ def controls(models: H.AppModels, session: gr.State) -> NS:
         c, new, msg = H.switch_backbone(models, sess, bb_name)
         warn(msg)
         info = f'**backbone** {c["label"]}' + (f'\n\n**Not loaded:** {msg}' if msg else '')
-        return (new, gr.update(value=new.backbone, choices=H.backbone_choices(models)),
-                gr.update(minimum=c['t_min'], maximum=c['t_max'], value=c['t']),
+        dd = gr.update(value=new.backbone, choices=H.backbone_choices(models))
+        if msg: return new, dd, gr.update(), gr.update(), info  # kept the backbone: keep its t and layer as they were
+        return (new, dd, gr.update(minimum=c['t_min'], maximum=c['t_max'], value=c['t']),
                 gr.update(maximum=c['n_layers'] - 1, value=c['layer']), info)
 
     @guarded
@@ -81,10 +82,10 @@ def controls(models: H.AppModels, session: gr.State) -> NS:
         b, k = H.checked(models, sess, bb_name, tv, lv)
         return H.timestep_label(b, k.t)
 
-    backbone.change(on_backbone, [session, backbone], [session, backbone, t, layer, bb_info])
+    changed = backbone.change(on_backbone, [session, backbone], [session, backbone, t, layer, bb_info])
     t.change(on_t, [session, backbone, t, layer], t_info, **RAW)
     knobs = [session, backbone, t, layer, n_noise, seed]  # the views' common inputs
-    return NS(backbone=backbone, t=t, layer=layer, n_noise=n_noise, seed=seed, knobs=knobs)
+    return NS(backbone=backbone, t=t, layer=layer, n_noise=n_noise, seed=seed, knobs=knobs, backbone_changed=changed)
 
 
 def checked_knobs(models, sess, bb_name, t, l, nn, sd) -> tuple:
@@ -95,18 +96,21 @@ def checked_knobs(models, sess, bb_name, t, l, nn, sd) -> tuple:
 
 
 # ---------------------------------------------------------------- one builder per tab
-def input_tab(models: H.AppModels) -> NS:
+def input_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
     "Upload or pick a sample, choose how to sample it; the load events are wired by `wire_loading`."
     lim, samples = models.limits, H.sample_names()
     with gr.Tab('Input', id='input'), gr.Row():
         with gr.Column():
             upload = gr.File(label=f'upload a video, an image or a .zip of images (at most {lim.max_upload_mb:g} MB)',
                              file_types=list(H.VIDEO_EXTS + H.IMAGE_EXTS) + ['.zip'], type='filepath', elem_id='upload')
-            sample = gr.Dropdown([(H.sample_label(s), s) for s in samples], value=samples[0] if samples else None,
-                                 label='or a bundled sample', elem_id='sample')
+            sample = gr.Dropdown(H.sample_choices(models), value=samples[0] if samples else None, elem_id='sample',
+                                 label='or a bundled sample (in or out of distribution for the backbone in use)')
             n_frames = gr.Slider(1, lim.max_frames, value=H.DEFAULT_FRAMES, step=1, label='frames', elem_id='n_frames')
             stride = gr.Slider(0, lim.max_stride, value=0, step=1, elem_id='stride',
                                label='stride: every n-th source frame from the start (0: spread evenly)')
+            with gr.Row():
+                start = gr.Number(0, minimum=0, label='start time (s; Enter to apply)', elem_id='start_s')
+                end = gr.Number(0, minimum=0, label='end time (s; 0: the end)', elem_id='end_s')
             size = gr.Slider(32, lim.max_size, value=H.DEFAULT_SIZE, step=16, label='resolution (shorter side, px)',
                              elem_id='size')
             load_btn = gr.Button('Load (the uploaded file, else the sample) with these settings', variant='primary',
@@ -116,8 +120,9 @@ def input_tab(models: H.AppModels) -> NS:
             video = gr.Video(label='input', elem_id='input_video', interactive=False, autoplay=True, loop=True,
                              height=320)
     sample.change(lambda: None, None, upload)  # picking a sample means loading it, not the earlier upload
-    return NS(upload=upload, sample=sample, n_frames=n_frames, size=size, stride=stride, load_btn=load_btn,
-              info=info, video=video)
+    k.backbone_changed.then(lambda sess: gr.update(choices=H.sample_choices(models, sess)), session, sample)
+    return NS(upload=upload, sample=sample, n_frames=n_frames, size=size, stride=stride, start=start, end=end,
+              load_btn=load_btn, info=info, video=video, sampling=[n_frames, size, stride, start, end])
 
 
 def features_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
@@ -131,10 +136,8 @@ def features_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
                          elem_id='pca_image', format='png')
         overlay = gr.Image(label='PCA colours over the frames', type='numpy', interactive=False,
                            elem_id='pca_overlay', format='png')
-        with gr.Row():
-            in_vid = gr.Video(label='input', interactive=False, autoplay=True, loop=True, height=300)
-            pca_vid = gr.Video(label='input | PCA colouring', interactive=False, autoplay=True, loop=True,
-                               elem_id='pca_video', height=300)
+        pca_vid = gr.Video(label='input | PCA colouring (one video, so the two halves play in sync)', interactive=False,
+                           autoplay=True, loop=True, elem_id='pca_video', height=300)
 
     @guarded
     def on_features(sess, bb_name, t, l, nn, sd, fix, op, progress=gr.Progress()):
@@ -148,7 +151,7 @@ def features_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
     ins, outs = k.knobs + [fixed, opacity], [image, overlay, caption, pca_vid, k.t, k.layer, k.n_noise, k.seed]
     for c in (k.t, k.layer, k.n_noise, k.seed, fixed, opacity):
         c.change(on_features, ins, outs, trigger_mode='always_last', **RAW)
-    return NS(in_vid=in_vid, refresh=(on_features, ins, outs))
+    return NS(refresh=(on_features, ins, outs))
 
 
 def depth_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
@@ -182,10 +185,18 @@ def correspondence_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
     with gr.Tab('Correspondence', id='corr'):
         gr.Markdown('Click a point in the source frame: red crosses are its cosine nearest-neighbour matches in the '
                     'target frames, green rings the true positions (synthetic clips). The heatmap is the cosine '
-                    'similarity of the clicked point over the first target frame (as in DIFT).')
+                    'similarity of the clicked point over the first target frame (as in DIFT). Any two frames can be '
+                    'paired, or two images of your own (below).')
         with gr.Row():
             source = gr.Dropdown([('frame 0', 0)], value=0, label='source frame', elem_id='corr_source')
             target = gr.Dropdown([('every other frame', -1)], value=-1, label='target frame', elem_id='corr_target')
+        with gr.Accordion('or match between two images of your own', open=False):
+            with gr.Row():
+                pair_a = gr.File(label='query image', file_types=list(H.IMAGE_EXTS), type='filepath',
+                                 elem_id='pair_a')
+                pair_b = gr.File(label='image to match into', file_types=list(H.IMAGE_EXTS), type='filepath',
+                                 elem_id='pair_b')
+            pair_btn = gr.Button('Load the two images as a two-frame clip', elem_id='pair_btn')
         with gr.Row():
             frame0 = gr.Image(label='source frame: click a point', type='numpy', interactive=False,
                               elem_id='corr_frame0', format='png')
@@ -208,7 +219,8 @@ def correspondence_tab(models: H.AppModels, session: gr.State, k: NS) -> NS:
 
     frame0.select(on_click, k.knobs + [source, target], [frame0, matches, heat, summary, table], **RAW)
     source.change(on_source, [session, source], frame0, **RAW)
-    return NS(frame0=frame0, matches=matches, summary=summary, heat=heat, source=source, target=target)
+    return NS(frame0=frame0, matches=matches, summary=summary, heat=heat, source=source, target=target,
+              pair=[pair_a, pair_b], pair_btn=pair_btn)
 
 
 def sweep_tab(models: H.AppModels, session: gr.State, k: NS):
@@ -290,27 +302,43 @@ def wire_loading(models: H.AppModels, session: gr.State, inp: NS, feats: NS, dep
         vid, n = H.input_video(models, new), new.clip.num_frames
         warn(*new.input.warnings)
         frames = [(f'frame {i}', i) for i in range(n)]
-        return (new, H.describe_input(new), vid, vid, H.frame0_image(new), gr.update(**H.frame_slider(new)),
+        return (new, H.describe_input(new), vid, H.frame0_image(new), gr.update(**H.frame_slider(new)),
                 gr.update(choices=frames, value=0), gr.update(choices=[('every other frame', -1)] + frames, value=-1),
                 None, None, '')
 
     @guarded
-    def on_load(sess, up, smp, nf, sz, st, progress=gr.Progress()):
+    def on_load(sess, up, smp, nf, sz, st, t0, t1, progress=gr.Progress()):
         progress(0.1, desc='reading the upload' if up else 'loading the sample')
-        return loaded(H.load_input(models, sess, up, None if up else smp, nf, sz, st))
+        return loaded(H.load_input(models, sess, up, None if up else smp, nf, sz, st, t0, t1))
 
     @guarded
-    def on_upload(sess, up, nf, sz, st, progress=gr.Progress()):
-        if not up: return (gr.update(),) * 11
+    def on_upload(sess, up, nf, sz, st, t0, t1, progress=gr.Progress()):
+        if not up: return (gr.update(),) * 10
         progress(0.1, desc='reading the upload')
-        return loaded(H.load_input(models, sess, up, None, nf, sz, st))
+        return loaded(H.load_input(models, sess, up, None, nf, sz, st, t0, t1))
 
-    outs = [session, inp.info, inp.video, feats.in_vid, corr.frame0, depth.frame, corr.source, corr.target,
-            corr.matches, corr.heat, corr.summary]
-    inp.load_btn.click(on_load, [session, inp.upload, inp.sample, inp.n_frames, inp.size, inp.stride], outs,
+    @guarded
+    def on_resample(sess, nf, sz, st, t0, t1, progress=gr.Progress()):
+        "Frames, size, stride or span changed: the loaded clip (upload or sample) read again with them."
+        if not sess.source: return (gr.update(),) * 10
+        progress(0.1, desc='re-sampling the clip')
+        return loaded(H.resample(models, sess, nf, sz, st, t0, t1))
+
+    @guarded
+    def on_pair(sess, a, b, sz, progress=gr.Progress()):
+        progress(0.1, desc='reading the two images')
+        return loaded(H.load_image_pair(models, sess, a, b, sz))
+
+    outs = [session, inp.info, inp.video, corr.frame0, depth.frame, corr.source, corr.target, corr.matches, corr.heat,
+            corr.summary]
+    inp.load_btn.click(on_load, [session, inp.upload, inp.sample] + inp.sampling, outs,
                        **RAW).success(*feats.refresh, **RAW)
-    inp.upload.upload(on_upload, [session, inp.upload, inp.n_frames, inp.size, inp.stride], outs,
-                      **RAW).success(*feats.refresh, **RAW)
+    inp.upload.upload(on_upload, [session, inp.upload] + inp.sampling, outs, **RAW).success(*feats.refresh, **RAW)
+    corr.pair_btn.click(on_pair, [session] + corr.pair + [inp.size], outs, **RAW).success(*feats.refresh, **RAW)
+    for c, ev in ((inp.n_frames, 'change'), (inp.size, 'change'), (inp.stride, 'change'), (inp.start, 'submit'),
+                  (inp.end, 'submit')):
+        getattr(c, ev)(on_resample, [session] + inp.sampling, outs, trigger_mode='always_last',
+                       **RAW).success(*feats.refresh, **RAW)
 
 
 # ---------------------------------------------------------------- compare and export (issue 18, item 14)
@@ -386,7 +414,7 @@ def build_demo(models: H.AppModels) -> gr.Blocks:
         if models.notes: gr.Markdown('\n'.join(f'> **Note:** {n}' for n in models.notes), elem_id='notes')
         k = controls(models, session)
         with gr.Tabs():
-            inp = input_tab(models)
+            inp = input_tab(models, session, k)
             feats = features_tab(models, session, k)
             depth = depth_tab(models, session, k)
             corr = correspondence_tab(models, session, k)
@@ -439,7 +467,8 @@ def load_models(backbone: str | None = None, device: str | None = None, mllm: st
     notes = []
     bb = _load_default_backbone(backbone, dev, notes, local_files_only)
     if bb.weights == 'random-init' and not notes: notes.append(f'**{bb.name}** has **random weights**.')
-    shelf = H.BackboneShelf(dev, loader=functools.partial(load_backbone, local_files_only=local_files_only))
+    shelf = H.BackboneShelf(dev, loader=functools.partial(load_backbone, local_files_only=local_files_only),
+                            check=H.ES.weights_missing if local_files_only else None)  # offline: refuse at once
     shelf.add(bb)
     workdir = Path(workdir or tempfile.mkdtemp(prefix='vega3d-app-'))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -77,16 +77,38 @@ def timestep_label(backbone, t: float) -> str:
 
 
 # ---------------------------------------------------------------- input
+def sample_choices(models: AppModels, session: Optional[Session] = None) -> list:
+    "Sample dropdown choices `(label, name)`, each labelled in or out of distribution for the session's backbone."
+    name = (session.backbone if session else None) or models.default_backbone
+    return [(sample_label(s, name), s) for s in sample_names()]
+
+
 def upload_path(up) -> Optional[str]:
     "The path of an upload, given as a path or as gradio's raw file payload."
     return up.get('path') if isinstance(up, dict) else up
 
 
 def load_input(models: AppModels, session: Session, upload=None, sample: Optional[str] = None,
-               num_frames: int = DEFAULT_FRAMES, size: int = DEFAULT_SIZE, stride=None) -> Session:
+               num_frames: int = DEFAULT_FRAMES, size: int = DEFAULT_SIZE, stride=None, start_s=None,
+               end_s=None) -> Session:
     "A new session holding the upload (else the sample); a failed load raises and leaves `session` as it was."
-    return ES.load_into(session, lambda: E.read_input(upload_path(upload), sample, num_frames, size, models.limits,
-                                                      tmp_dir=models.workdir, stride=stride))
+    path = upload_path(upload)
+    read = lambda: E.read_input(path, sample, num_frames, size, models.limits, tmp_dir=models.workdir, stride=stride,
+                                start_s=start_s, end_s=end_s)
+    return ES.load_into(session, read, (path, None if path else sample))
+
+
+def resample(models: AppModels, session: Session, num_frames: int = DEFAULT_FRAMES, size: int = DEFAULT_SIZE,
+             stride=None, start_s=None, end_s=None) -> Session:
+    "The session's clip read again from its upload or sample with new sampling settings (no clip yet: unchanged)."
+    if not session.source: return session
+    return load_input(models, session, *session.source, num_frames, size, stride, start_s, end_s)
+
+
+def load_image_pair(models: AppModels, session: Session, first, second, size: int = DEFAULT_SIZE) -> Session:
+    "A new session holding two uploaded images as a two-frame clip, for correspondence (a failed load keeps `session`)."
+    return ES.load_into(session, lambda: EP.read_image_pair(upload_path(first), upload_path(second), size,
+                                                            models.limits))
 
 
 def describe_input(session: Session) -> str: return session.loaded.describe()

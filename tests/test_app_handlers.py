@@ -46,6 +46,16 @@ def test_samples_and_choices_are_labelled():
     assert 'real weights' in labels['wan2.1-t2v-1.3b']
 
 
+def test_samples_are_labelled_in_or_out_of_distribution_for_the_backbone_in_use(models):
+    "Issue 18, item 4: held-out samples ship, and each is labelled for the session's backbone (random weights here)."
+    labels = dict((n, l) for l, n in H.sample_choices(models, H.new_session(models)))
+    assert H.HELDOUT_SAMPLE in labels and any(n.startswith('physics_') for n in labels)
+    assert all('unseen' in l and 'random weights' in l for l in labels.values()), labels
+    shipped = dict((n, l) for l, n in H.sample_choices(models, H.Session(backbone='vega3d-tiny-scenes')))
+    assert 'IN distribution' in shipped[H.SYNTHETIC_SAMPLE] and 'held out' in shipped[H.HELDOUT_SAMPLE]
+    assert all('out of distribution' in shipped[n] for n in shipped if n.startswith(('physics_', 'tabletop_')))
+
+
 def test_load_sample_with_and_without_ground_truth(models, synth):
     assert synth.scene is not None and synth.clip.num_frames == 5 and synth.clip.size == (32, 32)
     assert torch.equal(synth.clip.frames, synth.scene.clip.frames)
@@ -151,6 +161,22 @@ def test_shot_cut_and_stride(models):
     assert st.clip.frame_indices == [0, 5, 10]
 
 
+def test_an_upload_is_resampled_with_new_settings(models, tmp_path):
+    "Issue 18, item 6: frames, size, stride and a start/end time re-read the uploaded clip (not a sample)."
+    from vega3d_nb.io import load_clip, sample_clip_paths, save_clip
+    up = save_clip(load_clip(sample_clip_paths()['bikes'], size=32), tmp_path / 'walk.mp4')
+    s = H.load_input(models, H.new_session(models), upload=str(up), num_frames=3, size=32)
+    assert s.source == (str(up), None) and s.clip.num_frames == 3
+    r = H.resample(models, s, num_frames=4, size=48, start_s=0.5, end_s=1.0)
+    assert r.name == 'walk.mp4' and r.clip.num_frames == 4 and min(r.clip.size) == 48
+    assert r.clip.frame_indices[0] >= 6 and r.clip.frame_indices[-1] <= 13, r.clip.frame_indices
+    st = H.resample(models, s, num_frames=3, size=32, stride=2)
+    assert st.clip.frame_indices == [0, 2, 4] and st.name == 'walk.mp4'
+    with pytest.raises(ValueError, match='past the end'): H.resample(models, s, 3, 32, start_s=999)
+    assert s.clip.num_frames == 3  # the failed re-sample kept the clip
+    assert H.resample(models, H.new_session(models), 4, 32) == H.new_session(models)  # nothing loaded: nothing to do
+
+
 # ---------------------------------------------------------------- backbones and typed values (issue 18: 5, 8)
 def test_missing_weights_keep_the_last_working_backbone(models):
     from vega3d_nb.backbones import load_backbone
@@ -201,6 +227,29 @@ def test_view_handlers_call_the_explorer(models, synth):
     assert 0 < g.mean < 1 and len(g.figure.data) == synth.clip.num_frames
 
 
+def test_pictures_a_reader_expects(models, synth):
+    "Issue 18, item 12: the sky left out of the point cloud, metres only where the depth is metric, the PCA overlay."
+    b = bb(models)
+    d = H.depth_view(models, synth, b, 300, 2, frame=0)
+    assert len(d.cloud_fig.data[0].x) <= int(synth.scene.valid[0].sum()) < synth.scene.valid[0].numel()
+    assert d.cloud_fig.layout.scene.xaxis.title.text == 'x (m)'
+    real = H.load_input(models, H.new_session(models), sample='bikes', num_frames=3, size=32)
+    assert H.depth_view(models, real, b, 300, 2).cloud_fig.layout.scene.zaxis.title.text == 'z (relative)'
+    v = H.features_view(models, synth, b, 300, 2, opacity=0.8)
+    assert v.overlay is not None and len(v.explained) == 3 and 'explained variance' in v.caption
+
+
+def test_extraction_reports_a_real_progress_bar(models, synth):
+    "Issue 18, item 7: the VAE, then every block of every noise pass, as a fraction that only moves forward."
+    said = []
+    H.features_view(models, synth, bb(models), 640, 1, n_noise=2, progress=lambda f, desc='': said.append((f, desc)))
+    fr = [f for f, _ in said]
+    assert said[0][1].startswith('VAE: encoding 5 frame(s) of 32x32') and fr == sorted(fr) and fr[-1] >= 0.95, said
+    n = bb(models).num_layers
+    assert sum('pass 2 of 2' in d for _, d in said) == n and f'block {n} of {n}, pass 2 of 2' in said[-1][1]
+    assert H.E.DEFAULT_SIZE >= 128  # at 64 px the PCA is an 8 x 8 grid of bands
+
+
 def test_labels_and_missing_clip(models):
     b = bb(models)
     assert 'sigma=' in H.timestep_label(b, 300) and H.backbone_controls(b)['n_layers'] == b.num_layers
@@ -216,6 +265,23 @@ def test_correspondence_click(models, synth):
     x, y = H.click_to_pixel(synth, (20 * s + 1, 25 * s + 1))
     assert (x, y) == (20, 25)
     with pytest.raises(ValueError, match='outside'): H.click_to_pixel(synth, (40 * s, 0))
+
+
+def test_correspondence_between_two_uploaded_images(models, tmp_path):
+    "Issue 18, item 9: two images as a query and a target, a large click image at their aspect, visible markers."
+    from PIL import Image
+    rgb = np.random.default_rng(2).integers(0, 255, (40, 72, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / 'a.png')
+    Image.fromarray(rgb[:, 6:]).save(tmp_path / 'b.png')
+    s = H.load_image_pair(models, H.new_session(models), {'path': str(tmp_path / 'a.png')}, str(tmp_path / 'b.png'),
+                          size=32)
+    assert s.clip.num_frames == 2 and s.clip.size == (32, 58) and s.name == 'a.png + b.png'
+    img = H.frame_image(s, 0, (20, 10))
+    assert img.shape[1] >= 400 and abs(img.shape[1] / img.shape[0] - 58 / 32) < 0.05  # large, at the clip's aspect
+    assert (img == [255, 255, 0]).all(-1).sum() >= 100, 'the query dot is too small to see'
+    c = H.correspondence_view(models, s, bb(models), 300, 1, 20, 10)
+    assert c.targets == [1] and c.heatmap.shape[:2] == img.shape[:2]
+    with pytest.raises(ValueError, match='Give two images'): H.load_image_pair(models, s, str(tmp_path / 'a.png'), None)
 
 
 def test_parse_numbers():
@@ -288,6 +354,9 @@ def test_build_demo_and_import_is_cheap(models):
     import app as A
     demo = A.build_demo(models)
     assert isinstance(demo, gr.Blocks) and A.concurrency_for('cpu') == 1 and A.concurrency_for('cuda:0') == 2
+    tab = next(x for x in demo.blocks.values() if isinstance(x, gr.Tab) and x.id == 'features')
+    walk = lambda blk: [blk] + [c for ch in getattr(blk, 'children', []) for c in walk(ch)]
+    assert sum(isinstance(x, gr.Video) for x in walk(tab)) == 1, 'two players drift apart: one side-by-side video'
     code = ("import sys\nsys.path.insert(0, 'app')\nimport app\n"
             "assert 'vega3d_nb.backbones' not in sys.modules and 'vega3d_nb.mllm' not in sys.modules, "
             "'models loaded at import'")

@@ -19,6 +19,7 @@ import torch
 from .core import Clip, FeatureGrid, SceneClip, logger
 from .io import IMAGE_EXTS, VIDEO_EXTS, load_clip, sample_clip_paths, save_clip
 from .frames import frame_similarity, shot_cuts
+from .mosaic import gate_overlay, pca_overlay
 from .world_samples import SAMPLE_LABELS, load_world_sample, sample_world, world_sample_names
 from .scenes import make_scene, render_scene_clip, sample_scene_clip, scene_splits
 
@@ -26,8 +27,7 @@ from .scenes import make_scene, render_scene_clip, sample_scene_clip, scene_spli
 __all__ = ['CACHE_SIZES', 'MAX_NOISE', 'SYNTHETIC_SAMPLE', 'DEFAULT_FRAMES', 'DEFAULT_SIZE', 'HELDOUT_SAMPLE', 'HELDOUT_SCENE',
            'LRU', 'ExplorerCache', 'ViewSettings', 'view_settings', 'SceneSet', 'Workspace', 'Limits', 'ClipInput',
            'check_upload', 'sample_names', 'sample_label', 'read_input', 'block_progress', 'clip_features', 'view_grid',
-           'FeatureView', 'pca_key', 'pca_overlay', 'features_view', 'input_video', 'pca_video', 'GatesView',
-           'gate_overlay', 'gates_view']
+           'FeatureView', 'pca_key', 'features_view', 'input_video', 'pca_video', 'GatesView', 'gates_view']
 
 # %% ../nbs/13_explorer.ipynb #c007
 class LRU:
@@ -188,15 +188,24 @@ def sample_names() -> list:
     "The bundled samples, the synthetic ones (with ground truth) first."
     return [SYNTHETIC_SAMPLE, HELDOUT_SAMPLE] + sorted(n for n in sample_clip_paths() if n != SYNTHETIC_SAMPLE)
 
-def sample_label(name: str) -> str:
-    "What a sample is and whether the shipped backbone (vega3d-tiny-scenes) trained on it."
-    if name == SYNTHETIC_SAMPLE:
-        return f'{name} (synthetic, ground truth; IN distribution: a training scene of vega3d-tiny-scenes)'
-    if name == HELDOUT_SAMPLE: return f'{name} (synthetic, ground truth; held out: a test-split scene)'
-    if name in world_sample_names():
-        w = sample_world(name)
-        return f'{name} ({SAMPLE_LABELS[w]}, exact ground truth; out of distribution: a held-out {w} clip)'
-    return f'{name} (real video, no ground truth; out of distribution for vega3d-tiny-scenes)'
+# %% ../nbs/13_explorer.ipynb #c050
+def _scenes_label(name: str, backbone: str) -> str:
+    "In or out of distribution for a backbone trained on the scenes' training split."
+    if name == SYNTHETIC_SAMPLE: return f'IN distribution: a training scene of {backbone}'
+    if name == HELDOUT_SAMPLE: return 'held out: a test-split scene'
+    return f'out of distribution: a held-out {sample_world(name)} clip' if sample_world(name) else \
+        f'out of distribution for {backbone}'
+
+def sample_label(name: str, backbone: str = 'vega3d-tiny-scenes') -> str:
+    "What a sample is and whether `backbone` (a registry name) trained on it: in or out of its distribution."
+    from vega3d_nb.backbones import BACKBONES
+    w, kind = sample_world(name), getattr(BACKBONES.get(backbone), 'weights', None)
+    what = 'synthetic, ground truth' if name in (SYNTHETIC_SAMPLE, HELDOUT_SAMPLE) else \
+        f'{SAMPLE_LABELS[w]}, exact ground truth' if w else 'real video, no ground truth'
+    if kind == 'random-init': return f'{name} ({what}; unseen: {backbone} has random weights, no training data)'
+    if kind == 'real': return f'{name} ({what}; unknown: {backbone} is a released model trained on web-scale video)'
+    if kind == 'trained': return f'{name} ({what}; {_scenes_label(name, backbone)})'
+    return f'{name} ({what}; unknown: no record of what {backbone} trained on)'
 
 # %% ../nbs/13_explorer.ipynb #c044
 def _cut_warning(cuts: list) -> str:
@@ -205,21 +214,22 @@ def _cut_warning(cuts: list) -> str:
             'correspondences and depth across it compare two different scenes. Sample a shorter span or a stride.')
 
 # %% ../nbs/13_explorer.ipynb #c025
-def _read_upload(path: Path, num_frames: int, size: int, limits: Limits, tmp_dir=None, stride=None) -> ClipInput:
+def _read_upload(path: Path, num_frames: int, size: int, limits: Limits, tmp_dir=None, span=None) -> ClipInput:
+    "`span`: load_clip's stride, start_s and end_s."
     is_zip = path.suffix.lower() == '.zip'
     try:
         with warnings.catch_warnings(record=True) as said:
             warnings.simplefilter('always')
             clip = load_clip(path, num_frames=num_frames, size=(size, size) if is_zip else size, center_crop=is_zip,
-                             stride=stride, max_pixels=limits.max_pixels, max_zip_images=limits.max_zip_images,
-                             max_zip_mb=limits.max_zip_mb, tmp_dir=tmp_dir)
+                             max_pixels=limits.max_pixels, max_zip_images=limits.max_zip_images,
+                             max_zip_mb=limits.max_zip_mb, tmp_dir=tmp_dir, **(span or {}))
     except ValueError as e:
         raise type(e)(str(e).replace(str(path), path.name)) from None
     clip.source = path.name
     notes = tuple(str(w.message).replace(str(path), path.name) for w in said if str(path) in str(w.message))
     return ClipInput(clip, None, path.name, notes)
 
-def _read_sample(sample: str, num_frames: int, size: int, limits: Limits, stride=None) -> ClipInput:
+def _read_sample(sample: str, num_frames: int, size: int, limits: Limits, span=None) -> ClipInput:
     if sample in (SYNTHETIC_SAMPLE, HELDOUT_SAMPLE):
         scene = sample_scene_clip(n_frames=num_frames, size=(size, size)) if sample == SYNTHETIC_SAMPLE else \
             render_scene_clip(make_scene(HELDOUT_SCENE), num_frames, (size, size), 'orbit')
@@ -230,8 +240,8 @@ def _read_sample(sample: str, num_frames: int, size: int, limits: Limits, stride
         return ClipInput(gt.clip, gt, sample)
     paths = sample_clip_paths()
     if sample not in paths: raise ValueError(f"unknown sample {sample!r}; bundled samples: {', '.join(paths)}")
-    clip = load_clip(paths[sample], num_frames=num_frames, size=size, stride=stride, max_pixels=limits.max_pixels)
-    return ClipInput(clip, None, sample)
+    return ClipInput(load_clip(paths[sample], num_frames=num_frames, size=size, max_pixels=limits.max_pixels,
+                               **(span or {})), None, sample)
 
 # %% ../nbs/13_explorer.ipynb #c026
 def read_input(upload=None,                # path of an uploaded video, image or .zip of images
@@ -241,8 +251,10 @@ def read_input(upload=None,                # path of an uploaded video, image or
                limits: Optional[Limits] = None,  # default: Limits()
                tmp_dir=None,               # where a zip is unpacked (removed after)
                stride: Optional[int] = None,  # every stride-th frame from the start (None: spread evenly)
+               start_s: Optional[float] = None,  # sample from this second of a video or image set (None or 0: start)
+               end_s: Optional[float] = None,    # ... up to this second, inclusive (None or 0: the end)
               ) -> ClipInput:
-    "The uploaded file or the bundled sample, sampled to `num_frames` at `size`, with warnings about the load."
+    "The upload or the sample, `num_frames` at `size` from the span `start_s`-`end_s`, with warnings about the load."
     limits, num_frames, size = limits or Limits(), int(num_frames), int(size)
     if not 1 <= num_frames <= limits.max_frames:
         raise ValueError(f"frame count must be between 1 and {limits.max_frames}, got {num_frames}")
@@ -251,31 +263,40 @@ def read_input(upload=None,                # path of an uploaded video, image or
     stride = None if stride in (None, 0) else int(stride)
     if stride is not None and not 1 <= stride <= limits.max_stride:
         raise ValueError(f"stride must be between 1 and {limits.max_stride} (0: spread evenly), got {stride}")
-    if upload: inp = _read_upload(check_upload(upload, limits), num_frames, size, limits, tmp_dir, stride)
+    span = dict(stride=stride, start_s=start_s or None, end_s=end_s or None)
+    if upload: inp = _read_upload(check_upload(upload, limits), num_frames, size, limits, tmp_dir, span)
     elif not sample: raise ValueError("Nothing to load: upload a file or pick a sample.")
-    else: inp = _read_sample(sample, num_frames, size, limits, stride)
+    else: inp = _read_sample(sample, num_frames, size, limits, span)
     cuts = shot_cuts(inp.frames_u8)
     if cuts: inp.warnings += (_cut_warning(cuts),)
     return inp
 
 # %% ../nbs/13_explorer.ipynb #c049
 @contextmanager
-def block_progress(backbone, progress: Optional[Callable], start: float = 0.3, stop: float = 0.95):
+def block_progress(backbone, progress: Optional[Callable], start: float = 0.3, stop: float = 0.95,
+                   passes: int = 1,    # forwards to come (noise samples x windows): the bar spans all of them
+                   what: str = ''):    # appended to each message, e.g. the frames in the batch
     "Report each denoiser block as it runs through `progress(fraction, desc=...)` (hooks removed on exit)."
     blocks = list(getattr(backbone.denoiser, 'blocks', None) or []) if progress else []
-    tick = lambda i: lambda *_: progress(start + (stop - start) * (i + 1) / len(blocks),
-                                         desc=f'denoiser block {i + 1} of {len(blocks)}')
+    n, passes, done = len(blocks) * max(1, passes), max(1, passes), [0]
+    def tick(i):
+        def hook(*_):
+            done[0] = min(done[0] + 1, n)
+            k = f', pass {(done[0] - 1) // len(blocks) + 1} of {passes}' if passes > 1 else ''
+            progress(start + (stop - start) * done[0] / n, desc=f'denoiser block {i + 1} of {len(blocks)}{k}{what}')
+        return hook
     hooks = [blk.register_forward_hook(tick(i)) for i, blk in enumerate(blocks)]
     try: yield
     finally:
         for h in hooks: h.remove()
 
 def _extract(fz, clip: Clip, progress: Optional[Callable]):
-    "`fz.features(clip)`, reporting the VAE encode and each block through `progress`."
+    "`fz.features(clip)`, reporting the VAE encode and each block of each pass through `progress`."
     if progress is None: return fz.features(clip)
-    progress(0.05, desc=f'VAE: encoding {clip.num_frames} frame(s) of {clip.size[0]}x{clip.size[1]}')
-    fz.encoded(clip)
-    with block_progress(fz.backbone, progress): return fz.features(clip)
+    size = f'{clip.num_frames} frame(s) of {clip.size[0]}x{clip.size[1]}'
+    progress(0.05, desc=f'VAE: encoding {size}')
+    passes = fz.settings.n_noise * len(fz.encoded(clip).windows)
+    with block_progress(fz.backbone, progress, passes=passes, what=f' ({size})'): return fz.features(clip)
 
 # %% ../nbs/13_explorer.ipynb #c029
 def clip_features(inp: ClipInput, st: ViewSettings,
@@ -322,15 +343,6 @@ def _feature_caption(grid: FeatureGrid, cached: bool, fixed_colours: bool, expla
             f'{"Reused cached features (no forward)" if cached else "Ran one forward for all layers at this timestep"}'
             f'{"; colours fitted at the first timestep viewed for this layer" if fixed_colours else ""}.')
 
-def pca_overlay(frames: np.ndarray,  # [T, H, W, 3] uint8
-                pca: np.ndarray,     # [T, h, w, 3] PCA colours in [0, 1]
-                opacity: float = 0.5, min_side: int = 128, cols: int = 9) -> np.ndarray:
-    "Each frame with its PCA colouring drawn over it at `opacity`, as one mosaic (small frames enlarged)."
-    from vega3d_nb.mosaic import blend, tile_frames
-    s = max(1, min_side // min(frames.shape[1:3]))
-    big = frames.repeat(s, axis=1).repeat(s, axis=2) if s > 1 else frames
-    return tile_frames(np.stack([blend(f, p, opacity) for f, p in zip(big, pca)]), cols)
-
 # %% ../nbs/13_explorer.ipynb #c033
 def features_view(inp: ClipInput, st: ViewSettings, cache: ExplorerCache,
                   fixed_colours: bool = True,  # reuse the PCA fitted at the first timestep viewed for this layer
@@ -371,17 +383,6 @@ class GatesView:
     figure: object             # plotly heatmaps, one per frame
     mean: float                # mean gate over every visual token of the clip
     overlay: Optional[np.ndarray] = None  # [H', W', 3] uint8: each frame with its gates drawn over it
-
-def gate_overlay(frames: np.ndarray,  # [T, H, W, 3] uint8
-                 gate,                # [T, h, w] gate per visual token in [0, 1]
-                 min_side: int = 128, cols: int = 5) -> np.ndarray:
-    "The gates drawn over their frames at the clip's aspect ratio (blue: generative stream, red: semantic)."
-    from vega3d_nb.mosaic import heat_overlay, tile_frames
-    g = np.asarray(torch.as_tensor(gate).float())
-    if len(g) != len(frames): raise ValueError(f"{len(g)} gate maps for {len(frames)} frames")
-    s = max(1, min_side // min(frames.shape[1:3]))
-    big = frames.repeat(s, axis=1).repeat(s, axis=2) if s > 1 else frames
-    return tile_frames(np.stack([heat_overlay(f, m, 0.55) for f, m in zip(big, g)]), cols)
 
 def gates_view(fused,                   # a vega3d_nb.mllm.fused.FusedMLLM
                inp: ClipInput, st: ViewSettings, cache: ExplorerCache) -> GatesView:

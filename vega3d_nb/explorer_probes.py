@@ -13,16 +13,18 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .core import FeatureGrid, SceneClip, logger
-from .explorer import ClipInput, ExplorerCache, SceneSet, ViewSettings, Workspace, clip_features, view_grid
+from .core import Clip, FeatureGrid, SceneClip, logger
+from .explorer import (DEFAULT_SIZE, ClipInput, ExplorerCache, Limits, SceneSet, ViewSettings, Workspace,
+                                check_upload, clip_features, view_grid)
+from .io import IMAGE_EXTS, load_clip
 from .metrics import evaluate_depth, pck
 from .geometry import correspondences, intrinsics
 
 # %% auto #0
 __all__ = ['DEPTH_COLUMNS', 'BASELINE_SUFFIX', 'MAX_SWEEP_SEEDS', 'PCK_METRIC', 'SceneProbe', 'probe_key', 'fit_scene_probe',
            'against_baselines', 'highlight_losses', 'DepthView', 'depth_view', 'display_scale', 'frame_pairs',
-           'similarity_map', 'CorrespondenceView', 'point_pck', 'correspondence_view', 'SweepView', 'sweep_key',
-           'sweep_display', 'sweep_view']
+           'similarity_map', 'CorrespondenceView', 'point_pck', 'correspondence_view', 'read_image_pair', 'SweepView',
+           'sweep_key', 'sweep_display', 'sweep_view']
 
 # %% ../nbs/13a_explorer_probes.ipynb #c007
 DEPTH_COLUMNS = ('delta1', 'abs_rel', 'rmse')  # metrics in the depth tables, for each alignment
@@ -33,6 +35,7 @@ class SceneProbe:
     probe: object              # vega3d_nb.depth_probe.DepthProbe
     table: pd.DataFrame        # one row per source: held-out depth metrics
     note: str
+    far: float = float('inf')  # the deepest training depth (99th percentile): deeper predictions are sky
 
 def probe_key(st: ViewSettings, scenes: SceneSet) -> tuple:
     "Cache key of a scene-set probe: backbone weights, snapped timestep, layer, noise, seed and scene set."
@@ -82,7 +85,8 @@ def _fit_scene_probe(st: ViewSettings, ws: Workspace, progress=None) -> ScenePro
     probe = fit_depth_probe(ftr, [c.depth for c in train], seed=st.seed)
     rows = [_score_row(ftr[0].describe(), probe_depth_scores(probe, fte, [c.depth for c in test]))]
     rows += _baseline_rows(train, test, ftr[0].grid_size, st.seed)
-    return SceneProbe(probe, pd.DataFrame(rows), _probe_note(probe, train, test, ws.scenes, ftr[0].describe()))
+    far = float(torch.cat([c.depth[c.valid] for c in train]).quantile(0.99))
+    return SceneProbe(probe, pd.DataFrame(rows), _probe_note(probe, train, test, ws.scenes, ftr[0].describe()), far)
 
 def fit_scene_probe(st: ViewSettings, ws: Workspace,
                     progress: Optional[Callable] = None,  # progress(fraction, desc=...) as gradio's
@@ -161,11 +165,13 @@ def depth_view(inp: ClipInput, st: ViewSettings, ws: Workspace,
     pred = sp.probe.predict(grid, clip.size, clip.num_frames)  # [T, H, W]
     if inp.scene is not None: fig, table, K, pose = _depth_with_truth(inp, sp, grid, pred, f)
     else: fig, table, K, pose = _depth_without_truth(inp, sp, pred, f)
-    pcd = depth_to_point_cloud(pred[f], K, pose, rgb=clip.frames[f])
-    title = f'Point cloud from predicted depth, frame {f}'
-    if inp.scene is None: title += ' (assumed 60° field of view)'
+    gt = inp.scene
+    pcd = depth_to_point_cloud(pred[f], K, pose, rgb=clip.frames[f], valid=None if gt is None else gt.valid[f],
+                               max_depth=sp.far)  # the sky: no ground-truth hit, or deeper than any training pixel
+    title = f'Point cloud from predicted depth, frame {f}, sky masked'
+    if gt is None: title += ' (assumed 60° field of view)'
     ply = save_ply(pcd, ws.path('ply', f'depth-{inp.clip_hash}-f{f}.ply'))
-    cloud = point_cloud_figure(pcd, features=sp.probe, title=title)
+    cloud = point_cloud_figure(pcd, features=sp.probe, title=title, unit='relative' if gt is None else 'm')
     return DepthView(fig, cloud, ply, against_baselines(table), sp.note)
 
 # %% ../nbs/13a_explorer_probes.ipynb #c016
@@ -286,6 +292,27 @@ def correspondence_view(inp: ClipInput, st: ViewSettings, cache: ExplorerCache,
     return CorrespondenceView(_match_mosaic(inp, x, y, src, targets, matches, truth),
                               _heatmap(inp, sim, targets[0], matches[0], truth[0]), pd.DataFrame(rows),
                               _corr_summary(inp, grid, x, y, src, matches, truth, alpha, st.seed), src, targets)
+
+# %% ../nbs/13a_explorer_probes.ipynb #c037
+def read_image_pair(first, second,              # paths of two images: the query's, then the one to match into
+                    size: int = DEFAULT_SIZE,   # shorter side of the first image, pixels
+                    limits: Optional[Limits] = None,  # default: Limits()
+                   ) -> ClipInput:              # a two-frame clip named after both files
+    "Two images as a two-frame clip, the second scaled and centre-cropped to the first's size: DIFT's image pairs."
+    limits, size = limits or Limits(), int(size)
+    if not 16 <= size <= limits.max_size:
+        raise ValueError(f"resolution must be between 16 and {limits.max_size} pixels, got {size}")
+    if not first or not second: raise ValueError("Give two images: the query's and the one to match into.")
+    paths = [check_upload(p, limits) for p in (first, second)]
+    bad = [p.name for p in paths if p.suffix.lower() not in IMAGE_EXTS]
+    if bad: raise ValueError(f"{', '.join(bad)}: not an image ({', '.join(IMAGE_EXTS)}); give two images")
+    try:
+        a = load_clip(paths[0], size=size, max_pixels=limits.max_pixels)
+        b = load_clip(paths[1], size=a.size, center_crop=True, max_pixels=limits.max_pixels)
+    except ValueError as e:
+        raise type(e)(str(e).replace(str(paths[0]), paths[0].name).replace(str(paths[1]), paths[1].name)) from None
+    name = f'{paths[0].name} + {paths[1].name}'
+    return ClipInput(Clip(torch.cat([a.frames, b.frames]), fps=1., source=name), None, name)
 
 # %% ../nbs/13a_explorer_probes.ipynb #c026
 MAX_SWEEP_SEEDS = 5

@@ -25,6 +25,7 @@ class ExplorerSession:
     "One browser session: the clip every tab reads and the last backbone that loaded; replaced, never changed."
     input: Optional[ClipInput] = None   # the loaded clip (ground truth included when synthetic)
     backbone: Optional[str] = None      # the last backbone that loaded in this session
+    source: tuple = ()                  # (upload path, sample name) the clip was read from, to re-sample it
 
     @property
     def loaded(self) -> ClipInput:
@@ -36,9 +37,10 @@ class ExplorerSession:
     scene = property(lambda self: self.input and self.input.scene)
     name = property(lambda self: self.input.name if self.input else '')
 
-def load_into(session: ExplorerSession, read: Callable[[], ClipInput]) -> ExplorerSession:
+def load_into(session: ExplorerSession, read: Callable[[], ClipInput],
+              source: tuple = ()) -> ExplorerSession:  # where `read` reads from, kept for re-sampling
     "A new session holding `read()`'s clip; when `read` raises, `session` is untouched (its clip stays loaded)."
-    return replace(session, input=read())
+    return replace(session, input=read(), source=tuple(source))
 
 # %% ../nbs/13b_explorer_session.ipynb #c010
 def control_ranges(backbone) -> dict:
@@ -119,13 +121,19 @@ def backbone_choices(names=None,                 # registry names (default: all)
 class BackboneShelf:
     "Loads backbones by name on `device`, keeps the last few loaded and remembers which ones failed, and why."
     def __init__(self, device=None, keep: int = 2,
-                 loader: Optional[Callable] = None):  # loader(name, device=...); default backbones.load_backbone
+                 loader: Optional[Callable] = None,  # loader(name, device=...); default backbones.load_backbone
+                 check: Optional[Callable] = None):  # check(name): why it cannot load, else None (e.g. weights_missing)
         if loader is None: from vega3d_nb.backbones import load_backbone as loader
-        self.device, self._load, self._lru, self.unavailable = device, loader, LRU(keep), {}
+        self.device, self._load, self._check, self._lru, self.unavailable = device, loader, check, LRU(keep), {}
+
+    def _checked_load(self, name: str):
+        why = self._check(name) if self._check else None
+        if why: raise ValueError(f"{name} cannot load here: {why}.")   # refused in a moment, not after a load attempt
+        return self._load(name, device=self.device)
 
     def get(self, name: str):
         "The backbone `name`, loaded once (a failure is remembered in `unavailable` and raised again)."
-        try: return self._lru.get(name, lambda: self._load(name, device=self.device))
+        try: return self._lru.get(name, lambda: self._checked_load(name))
         except ValueError as e:
             self.unavailable[name] = str(e)
             raise

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['DEFAULT_MAX_PIXELS', 'sample_indices', 'target_size', 'resize_frames', 'ClipTooLargeError', 'check_clip_size',
-           'frame_similarity', 'shot_cuts']
+__all__ = ['DEFAULT_MAX_PIXELS', 'sample_indices', 'time_window', 'target_size', 'resize_frames', 'ClipTooLargeError',
+           'check_clip_size', 'frame_similarity', 'shot_cuts']
 
 # %% ../nbs/00a_frames.ipynb #c006
 def _check_count(name, value):
@@ -21,19 +21,47 @@ def _check_count(name, value):
 
 def sample_indices(n_total:int,                  # frames available
                    num_frames:Optional[int]=None, # frames wanted (None: all)
-                   stride:Optional[int]=None      # step between kept frames (None: spread evenly)
+                   stride:Optional[int]=None,     # step between kept frames (None: spread evenly)
+                   start:int=0,                   # first frame that may be kept
+                   stop:Optional[int]=None,       # frames from `stop` on are not kept (None: the end)
                   ) -> list:
-    "Indices of the frames to keep out of `n_total`."
+    "Indices of the frames to keep out of `n_total`, inside `[start, stop)`."
     if n_total < 1:
         raise ValueError(f"no frames to sample from (n_total={n_total})")
     _check_count('num_frames', num_frames)
     _check_count('stride', stride)
+    stop = n_total if stop is None else min(int(stop), n_total)
+    if not 0 <= start < stop: raise ValueError(f"no frames in [{start}, {stop}) of a clip of {n_total} frames")
     if stride is not None:
-        idx = list(range(0, n_total, stride))
+        idx = list(range(start, stop, stride))
         return idx if num_frames is None else idx[:num_frames]
-    if num_frames is None or num_frames >= n_total:
-        return list(range(n_total))
-    return [int(i) for i in np.round(np.linspace(0, n_total - 1, num_frames))]
+    if num_frames is None or num_frames >= stop - start:
+        return list(range(start, stop))
+    return [int(i) for i in np.round(np.linspace(start, stop - 1, num_frames))]
+
+# %% ../nbs/00a_frames.ipynb #c019
+def _seconds(name, v) -> Optional[float]:
+    if v is None: return None
+    try: x = float(v)
+    except (TypeError, ValueError): raise ValueError(f"{name} must be a number of seconds, got {v!r}") from None
+    if not np.isfinite(x) or x < 0: raise ValueError(f"{name} must be a finite number of seconds >= 0, got {v!r}")
+    return x
+
+def time_window(n_total:int,                   # frames in the clip
+                fps:float,                     # its frame rate
+                start_s:Optional[float]=None,  # first second kept (None: the start)
+                end_s:Optional[float]=None,    # last second kept, inclusive (None: the end)
+               ) -> tuple:                     # (start, stop): frame indices [start, stop)
+    "The frames shown between `start_s` and `end_s` seconds, as the `start` and `stop` of `sample_indices`."
+    start_s, end_s = _seconds('start time', start_s), _seconds('end time', end_s)
+    dur = f"the clip has {n_total} frames at {fps:g} fps ({n_total / fps:.2f} s)"
+    if start_s is not None and end_s is not None and end_s < start_s:
+        raise ValueError(f"end time {end_s:g} s is before start time {start_s:g} s")
+    lo = 0 if start_s is None else int(np.ceil(start_s * fps - 1e-6))
+    hi = n_total if end_s is None else min(n_total, int(np.floor(end_s * fps + 1e-6)) + 1)
+    if lo >= n_total: raise ValueError(f"start time {start_s:g} s is past the end: {dur}")
+    if hi <= lo: raise ValueError(f"no frame between {start_s or 0:g} s and {end_s:g} s: {dur}")
+    return lo, hi
 
 # %% ../nbs/00a_frames.ipynb #c009
 def _bad_size(size) -> ValueError:

@@ -18,7 +18,7 @@ from PIL import Image
 
 from .core import Clip, logger, repo_root
 from .frames import (DEFAULT_MAX_PIXELS, ClipTooLargeError, check_clip_size, resize_frames, sample_indices,
-                               target_size)
+                               target_size, time_window)
 
 # %% auto #0
 __all__ = ['VIDEO_EXTS', 'IMAGE_EXTS', 'FRAME_ARRAY_EXTS', 'DEFAULT_MAX_ZIP_IMAGES', 'DEFAULT_MAX_ZIP_MB', 'unpack_zip_images',
@@ -95,25 +95,24 @@ def _said(err, fmt: str) -> str:
     return fmt.format(err) if err else ''
 
 # %% ../nbs/01_io.ipynb #c009
-def _decode_video(path:Path, num_frames, stride, size, center_crop, max_pixels):
+def _decode_video(path:Path, want) -> Clip:
+    "The frames of a video that `want` (a `_Want`) asks for, with a warning when the stream ends before them."
     with _open_video(path) as container:
         stream, h, w = _video_stream(container, path)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         src_fps = float(rate) if rate else 25.
         n_total = _frame_count(stream, path)
-        want = sample_indices(n_total, num_frames, stride)
-        (H, W), _ = target_size(h, w, size, center_crop)
-        check_clip_size(len(want), H, W, max_pixels, what=f'{path.name}')
-        frames, got, n_decoded, err = _decode_frames(container, stream, want, size, center_crop)
+        idx, _ = want.check(n_total, h, w, path.name, src_fps)
+        frames, got, n_decoded, err = _decode_frames(container, stream, idx, want.size, want.center_crop)
     if not frames:
         raise ValueError(f"{path}: no decodable video frames (the file is corrupt or truncated"
                          + _said(err, "; decoder said: {}") + ")")
-    if len(got) < len(want):
+    if len(got) < len(idx):
         warnings.warn(f"{path}: the stream is truncated or corrupt: decoded {n_decoded} of {n_total} frames, "
-                      f"returning {len(got)} of the {len(want)} requested frames" + _said(err, " (decoder said: {})"),
+                      f"returning {len(got)} of the {len(idx)} requested frames" + _said(err, " (decoder said: {})"),
                       stacklevel=3)
     fps = src_fps * (len(got) - 1) / (got[-1] - got[0]) if len(got) > 1 and got[-1] > got[0] else src_fps
-    return Clip(torch.stack(frames), fps=fps, source=str(path), frame_indices=got)
+    return Clip(torch.stack(frames), fps=float(want.fps) if want.fps else fps, source=str(path), frame_indices=got)
 
 # %% ../nbs/01_io.ipynb #c011
 def _read_image(path:Path) -> np.ndarray:
@@ -225,17 +224,20 @@ class _Want:
     center_crop: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     fps: Optional[float] = None
+    start_s: Optional[float] = None   # the span of the source to sample from, in seconds
+    end_s: Optional[float] = None
 
-    def check(self, n_frames:int, h:int, w:int, what:str='clip') -> tuple:
-        "The frame indices to keep and the output (H, W), checked against the size cap."
-        idx = sample_indices(n_frames, self.num_frames, self.stride)
+    def check(self, n_frames:int, h:int, w:int, what:str='clip', fps:float=8.) -> tuple:
+        "The frame indices to keep (of a source at `fps`) and the output (H, W), checked against the size cap."
+        span = time_window(n_frames, fps, self.start_s, self.end_s) if n_frames > 1 else (0, 1)  # an image: no span
+        idx = sample_indices(n_frames, self.num_frames, self.stride, *span)
         (H, W), _ = target_size(h, w, self.size, self.center_crop)
         check_clip_size(len(idx), H, W, self.max_pixels, what=what)
         return idx, (H, W)
 
 def _sampled(frames:torch.Tensor, want:_Want, src_fps:float, source:str, frame_indices:list) -> Clip:
     "The wanted frames of `frames` `[T, 3, h, w]`, resized; fps scaled by the sampling step."
-    idx, _ = want.check(frames.shape[0], *frames.shape[-2:])
+    idx, _ = want.check(frames.shape[0], *frames.shape[-2:], fps=src_fps)
     fps = src_fps * (len(idx) - 1) / (idx[-1] - idx[0]) if len(idx) > 1 else src_fps
     return Clip(resize_frames(frames[idx], want.size, want.center_crop), fps=fps, source=source,
                 frame_indices=[frame_indices[i] for i in idx])
@@ -246,10 +248,9 @@ def _from_folder(path:Path, want:_Want) -> Clip:
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
     if not files:
         raise ValueError(f"No images ({', '.join(IMAGE_EXTS)}) in folder {path}")
-    idx = sample_indices(len(files), want.num_frames, want.stride)
-    with Image.open(files[idx[0]]) as im:
+    with Image.open(files[0]) as im:
         w, h = im.size
-    want.check(len(files), h, w, what=f'folder {path.name}')
+    idx, _ = want.check(len(files), h, w, f'folder {path.name}', want.fps or 8.)
     frames = [resize_frames(_to_tensor(_read_image(files[i]))[None], want.size, want.center_crop)[0] for i in idx]
     shapes = {tuple(f.shape) for f in frames}
     if len(shapes) > 1:
@@ -301,6 +302,8 @@ def load_clip(source,                          # path (video, image, image folde
               num_frames:Optional[int]=None,   # frames to keep (None: all), spread evenly unless `stride` is given
               size=None,                       # None (keep), int (shorter side, aspect kept) or (H, W)
               stride:Optional[int]=None,       # keep every `stride`-th frame (with num_frames: the first num_frames)
+              start_s:Optional[float]=None,    # sample only from this second on (None: the start; an image: ignored)
+              end_s:Optional[float]=None,      # ... up to this second, inclusive (None: the end)
               center_crop:bool=False,          # with (H, W): scale to cover and crop the middle; with int: square crop
               max_pixels:int=DEFAULT_MAX_PIXELS, # refuse clips with more than this many frames x H x W
               fps:Optional[float]=None,        # fps for array sources (None: 8), or to override a file's
@@ -309,7 +312,7 @@ def load_clip(source,                          # path (video, image, image folde
               tmp_dir=None,                    # a .zip: unpack in a temporary folder in this one (None: the system's)
              ) -> Clip:
     "Load a clip: frames `[T, 3, H, W]` float32 in [0, 1], sampled, resized and checked against the size cap."
-    want = _Want(num_frames, size, stride, center_crop, max_pixels, fps)
+    want = _Want(num_frames, size, stride, center_crop, max_pixels, fps, start_s, end_s)
     if isinstance(source, Clip):
         return _sampled(source.frames, want, fps or source.fps, source.source, source.frame_indices)
     if isinstance(source, (np.ndarray, torch.Tensor)):
@@ -318,13 +321,8 @@ def load_clip(source,                          # path (video, image, image folde
     if not isinstance(source, (str, os.PathLike)):
         raise ValueError(f"load_clip takes a path, an array/tensor or a Clip, got {type(source).__name__}")
     path = Path(source).expanduser()
-    if not path.exists():
-        raise ValueError(f"No such file or folder: {path}")
-    clip = _from_path(path, want, max_zip_images, max_zip_mb, tmp_dir)
-    if clip is None:
-        clip = _decode_video(path, num_frames, stride, size, center_crop, max_pixels)
-        clip.fps = float(fps) if fps else clip.fps
-    return clip
+    if not path.exists(): raise ValueError(f"No such file or folder: {path}")
+    return _from_path(path, want, max_zip_images, max_zip_mb, tmp_dir) or _decode_video(path, want)
 
 # %% ../nbs/01_io.ipynb #c032
 def _even_frames(clip:Clip) -> np.ndarray:

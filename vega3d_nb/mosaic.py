@@ -4,7 +4,7 @@
 
 # %% ../nbs/07b_mosaic.ipynb #c002
 from __future__ import annotations
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -12,8 +12,8 @@ import torch
 from .viz import hwc_uint8
 
 # %% auto #0
-__all__ = ['MARKER_SHAPES', 'HEAT_COLOURS', 'tile_frames', 'upsample_nearest', 'input_vs_pca', 'mark_points', 'heat_colours',
-           'blend', 'heat_overlay']
+__all__ = ['MARKER_SHAPES', 'HEAT_COLOURS', 'tile_frames', 'upsample_nearest', 'input_vs_pca', 'enlarge', 'mark_points',
+           'heat_colours', 'blend', 'heat_overlay', 'pca_overlay', 'gate_overlay']
 
 # %% ../nbs/07b_mosaic.ipynb #c006
 def tile_frames(images,            # [T, H, W, 3] float in [0, 1] or uint8
@@ -52,8 +52,7 @@ def input_vs_pca(frames,            # [T, H, W, 3] uint8 input frames
     "A mosaic with each row of input frames above their PCA colouring (nearest upsampled to the frame size)."
     frames, pca = _hwc_batch(frames), np.asarray(pca)
     if len(frames) != len(pca): raise ValueError(f"{len(frames)} frames but {len(pca)} PCA images")
-    s = max(1, min_side // min(frames.shape[1:3]))
-    if s > 1: frames = frames.repeat(s, axis=1).repeat(s, axis=2)
+    frames = enlarge(frames, min_side)
     up = (np.clip(upsample_nearest(pca, frames.shape[1:3]), 0, 1) * 255).round().astype(np.uint8)
     rows = []
     for i in range(0, len(frames), cols):
@@ -61,6 +60,13 @@ def input_vs_pca(frames,            # [T, H, W, 3] uint8 input frames
     W = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 4), (0, W - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     return np.concatenate(rows)[:-4]
+
+def enlarge(frames: np.ndarray,    # [T, H, W, 3]
+            min_side: int = 128,   # the shorter side reached (about: integer factors only)
+           ) -> np.ndarray:
+    "Small frames enlarged by an integer factor (nearest), so they keep their aspect ratio and sharp pixels."
+    s = max(1, min_side // min(frames.shape[1:3]))
+    return frames.repeat(s, axis=1).repeat(s, axis=2) if s > 1 else frames
 
 def _hwc_batch(images) -> np.ndarray:
     "[T, H, W, 3] uint8 from frames [T, 3, H, W] / [T, H, W, 3], float in [0, 1] or uint8."
@@ -72,21 +78,23 @@ MARKER_SHAPES = ('dot', 'x', 'ring')
 def mark_points(img,                  # [H, W, 3] uint8 frame (or [3, H, W] / float in [0, 1])
                 points: Sequence,     # (x, y, colour, shape) per marker; colour a PIL colour name or (r, g, b)
                 scale: int = 1,       # integer upscale of the frame before drawing
+                radius: Optional[int] = None,  # marker radius in output pixels (None: 1/60 of the longer side, >= 4)
                ) -> np.ndarray:       # [H * scale, W * scale, 3] uint8
     "The frame enlarged by `scale` (nearest) with a marker drawn at each point: 'dot', 'x' or 'ring'."
     from PIL import Image, ImageDraw
     a, s = hwc_uint8(img), int(scale)
     if s < 1: raise ValueError(f"scale must be a positive int, got {scale}")
     im = Image.fromarray(np.ascontiguousarray(a.repeat(s, 0).repeat(s, 1)))
-    d, r = ImageDraw.Draw(im), max(3, s * 2)
+    d, r = ImageDraw.Draw(im), int(radius or max(4, max(im.size) // 60))
+    lw = max(2, r // 3)
     for x, y, col, shape in points:
         if shape not in MARKER_SHAPES: raise ValueError(f"marker shape must be one of {MARKER_SHAPES}, got {shape!r}")
         cx, cy = (float(x) + 0.5) * s, (float(y) + 0.5) * s
-        if shape == 'dot': d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=col, outline='black')
-        elif shape == 'ring': d.ellipse([cx - r - 2, cy - r - 2, cx + r + 2, cy + r + 2], outline=col, width=2)
+        if shape == 'dot': d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=col, outline='black', width=max(1, lw // 2))
+        elif shape == 'ring': d.ellipse([cx - r - lw, cy - r - lw, cx + r + lw, cy + r + lw], outline=col, width=lw)
         else:
-            d.line([cx - r, cy - r, cx + r, cy + r], fill=col, width=2)
-            d.line([cx - r, cy + r, cx + r, cy - r], fill=col, width=2)
+            d.line([cx - r, cy - r, cx + r, cy + r], fill=col, width=lw)
+            d.line([cx - r, cy + r, cx + r, cy - r], fill=col, width=lw)
     return np.asarray(im)
 
 # %% ../nbs/07b_mosaic.ipynb #c015
@@ -113,3 +121,18 @@ def blend(frame,              # [H, W, 3] uint8 frame (or [3, H, W] / float in [
 def heat_overlay(frame, values, opacity: float = 0.6) -> np.ndarray:  # values [h, w] in [0, 1]
     "A heatmap of `values` over `frame`."
     return blend(frame, heat_colours(values), opacity)
+
+# %% ../nbs/07b_mosaic.ipynb #c018
+def pca_overlay(frames: np.ndarray,  # [T, H, W, 3] uint8
+                pca: np.ndarray,     # [T, h, w, 3] PCA colours in [0, 1]
+                opacity: float = 0.5, min_side: int = 128, cols: int = 9) -> np.ndarray:
+    "Each frame with its PCA colouring drawn over it at `opacity`, as one mosaic (small frames enlarged)."
+    return tile_frames(np.stack([blend(f, p, opacity) for f, p in zip(enlarge(frames, min_side), pca)]), cols)
+
+def gate_overlay(frames: np.ndarray,  # [T, H, W, 3] uint8
+                 gate,                # [T, h, w] gate per visual token in [0, 1]
+                 min_side: int = 128, cols: int = 5) -> np.ndarray:
+    "The gates drawn over their frames at the clip's aspect ratio (blue: generative stream, red: semantic)."
+    g = np.asarray(torch.as_tensor(gate).float())
+    if len(g) != len(frames): raise ValueError(f"{len(g)} gate maps for {len(frames)} frames")
+    return tile_frames(np.stack([heat_overlay(f, m, 0.55) for f, m in zip(enlarge(frames, min_side), g)]), cols)

@@ -14,7 +14,19 @@ import plotly.graph_objects as go
 from .viz import as_float64, hwc_uint8, titled, weights_note
 
 # %% auto #0
-__all__ = ['depth_to_point_cloud', 'save_ply', 'point_cloud_figure']
+__all__ = ['keep_mask', 'depth_to_point_cloud', 'save_ply', 'point_cloud_figure']
+
+# %% ../nbs/07a_viz3d.ipynb #c011
+def keep_mask(depth,                             # [H, W] z-depth
+              valid=None,                        # [H, W] bool, e.g. a ground truth's hits (None: all)
+              max_depth: Optional[float] = None, # far cap (None: none)
+             ) -> np.ndarray:                    # [H, W] bool
+    "The pixels a point cloud keeps: finite depth above 0, valid, and no farther than `max_depth` (not the sky)."
+    d = as_float64(depth)
+    keep = np.isfinite(d) & (np.nan_to_num(d) > 0)
+    if valid is not None: keep &= as_float64(valid).astype(bool)
+    if max_depth is not None: keep &= np.nan_to_num(d, posinf=np.inf) <= max_depth
+    return keep
 
 # %% ../nbs/07a_viz3d.ipynb #c006
 def depth_to_point_cloud(depth,                  # [H, W] z-depth (0 invalid)
@@ -22,6 +34,7 @@ def depth_to_point_cloud(depth,                  # [H, W] z-depth (0 invalid)
                          pose=None,              # [4, 4] camera-to-world (OpenCV axes); None: camera frame
                          rgb=None,               # optional colours [3, H, W] / [H, W, 3]
                          valid=None,             # [H, W] bool; default depth > 0
+                         max_depth: Optional[float] = None,  # far cap: deeper pixels are sky (None: no cap)
                          voxel_size: Optional[float] = None,  # voxel down-sampling size (metres); None: off
                          remove_outliers: bool = False,       # statistical outlier removal
                          nb_neighbors: int = 20, std_ratio: float = 2.0,
@@ -29,7 +42,7 @@ def depth_to_point_cloud(depth,                  # [H, W] z-depth (0 invalid)
     "Back-project a depth map to an open3d point cloud (world coordinates when a pose is given)."
     d = as_float64(depth).astype(np.float32)
     if d.ndim != 2: raise ValueError(f"depth must be [H, W], got {d.shape}")
-    if valid is not None: d = np.where(as_float64(valid).astype(bool), d, 0).astype(np.float32)
+    d = np.where(keep_mask(d, valid, max_depth), d, 0).astype(np.float32)  # sky: no depth, not finite, too far
     H, W = d.shape
     Kn = as_float64(K)
     intr = o3d.camera.PinholeCameraIntrinsic(W, H, Kn[0, 0], Kn[1, 1], Kn[0, 2], Kn[1, 2])
@@ -56,10 +69,13 @@ def save_ply(pcd: o3d.geometry.PointCloud, path) -> Path:
     if not o3d.io.write_point_cloud(str(path), pcd): raise ValueError(f"open3d could not write {path}")
     return path
 
+# %% ../nbs/07a_viz3d.ipynb #c012
 def point_cloud_figure(pcd,                      # open3d PointCloud or [N, 3] points
                        colors=None,              # [N, 3] in [0, 1] (default: the cloud's colours, else by height)
                        features=None, title: str = 'Point cloud from depth',
-                       max_points: int = 20_000, point_size: float = 2., seed: int = 0) -> go.Figure:
+                       max_points: int = 20_000, point_size: float = 2., seed: int = 0,
+                       unit: str = 'm',          # the axes' unit: 'm' for metric depth, else e.g. 'relative'
+                      ) -> go.Figure:
     "A plotly Scatter3d of a point cloud (seeded subsample to `max_points`)."
     if isinstance(pcd, o3d.geometry.PointCloud):
         pts = np.asarray(pcd.points)
@@ -73,6 +89,7 @@ def point_cloud_figure(pcd,                      # open3d PointCloud or [N, 3] p
         marker['color'] = [f'rgb({r},{g},{b})' for r, g, b in rgb255]
     else: marker.update(color=pts[:, 2], colorscale='Viridis')
     fig = go.Figure(go.Scatter3d(x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], mode='markers', marker=marker))
-    fig.update_layout(title=titled(title, weights_note(features)), scene=dict(aspectmode='data'),
+    axes = {f'{k}axis': dict(title=f'{k} ({unit})') for k in 'xyz'}
+    fig.update_layout(title=titled(title, weights_note(features)), scene=dict(aspectmode='data', **axes),
                       margin=dict(l=0, r=0, t=60, b=0))
     return fig
