@@ -61,7 +61,7 @@ class LlavaVideoAdapter(EmbedsLMAdapter):
                  image_marker:str='<image>'):
         if pool_mode not in POOL_MODES: raise ValueError(f"pool_mode must be one of {POOL_MODES}, got {pool_mode!r}")
         text_cfg = model.config.text_config
-        super().__init__(model, tokenizer, model.model.vision_tower, model_id, weights, image_marker,
+        super().__init__(model, tokenizer, nn.Identity(), model_id, weights, image_marker,  # tokens: below
                          max_context=getattr(text_cfg, 'max_position_embeddings', 2048))
         self.pool_mode, self.pool_stride, self.pooled_size = pool_mode, pool_stride, pooled_size
         layer = model.config.vision_feature_layer if vision_feature_layer is None else vision_feature_layer
@@ -139,7 +139,7 @@ def build_tiny_random_llava_video(seed:int=0, device=None, **adapter_kwargs) -> 
     return LlavaVideoAdapter(model.to(device or default_device()), tok, 'tiny-random-llava-video', 'random-init',
                              **adapter_kwargs)
 
-# %% ../../nbs/09c_mllm_llava_video.ipynb #c028
+# %% ../../nbs/09c_mllm_llava_video.ipynb #c031
 DEFAULT_LLAVA_VIDEO = 'llava-hf/LLaVA-Video-7B-Qwen2-hf'
 
 def load_llava_video(name:str=DEFAULT_LLAVA_VIDEO, # a HF id (offline cache) or a local folder
