@@ -53,3 +53,21 @@ def test_bench_fusion_runs_on_cpu():
                        text=True, timeout=600, cwd=root)
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'fused / semantic-only latency ratio' in r.stdout
+
+
+def test_llava_video_chat_streams_text_and_fits_newlines_in_the_context():
+    from vega3d_nb.mllm.llava_video import build_tiny_random_llava_video
+    lv = build_tiny_random_llava_video(device='cpu')
+    gen = FeatureGrid(torch.randn(2, 4, 4, 8, generator=torch.Generator().manual_seed(0)))
+    fm = FusedMLLM(lv, AdaptiveGatedFusion(lv.hidden_size, 8, 'token_gated', align='bilinear'),
+                   gen_features=lambda clip: gen)
+    frames = np.random.default_rng(0).integers(0, 255, (2, 40, 40, 3), dtype=np.uint8)
+    text = ''.join(fm.chat(frames, 'which object is closest?', max_new_tokens=4, num_frames=None))
+    assert isinstance(text, str)
+    # the prompt holds 2 frames x 4 rows x (4 + 1) = 40 visual embeddings between the template's two text pieces
+    with torch.no_grad():
+        inp = fm.prepare_chat(frames, 'which object?', max_new_tokens=4, num_frames=None)
+    tpl = lv.tokenizer.apply_chat_template([{'role': 'user', 'content': '<image>\nwhich object?'}], tokenize=False,
+                                           add_generation_prompt=True)
+    n_text = sum(len(lv.tokenizer(p, add_special_tokens=False)['input_ids']) for p in tpl.split('<image>'))
+    assert inp['inputs_embeds'].shape[1] == n_text + 40

@@ -48,10 +48,17 @@ VEGA3D_SPATIAL_KEYMAP = [  # Qwen2.5-VL spatial-reasoning release -> FusedMLLM s
     (r'^model\.(.+)$', r'vlm.model.model.language_model.\1'),
     (r'^lm_head\.(.+)$', r'vlm.model.lm_head.\1'),
 ]
-VEGA3D_3D_KEYMAP = [  # fusion side of the 3D-understanding release (LLaVA-Video-Qwen2 + SigLIP)
+VEGA3D_3D_KEYMAP = [  # 3D-understanding release (LLaVA-NeXT llava_qwen names) -> FusedMLLM over LlavaVideoAdapter
     (r'^model\.generative_projector\.0\.(weight|bias)$', r'fusion.gen_projector.fc1.\1'),
     (r'^model\.generative_projector\.2\.(weight|bias)$', r'fusion.gen_projector.fc2.\1'),
     *[(r'^model\.feature_fusion\.' + p + '$', t) for p, t in _FUSION_RULES],
+    (r'^model\.generative_vision_tower\.', None),  # frozen Wan tower: vega3d_nb.extractor loads it itself
+    (r'^model\.vision_tower\.vision_tower\.vision_model\.(.+)$', r'vlm.model.model.vision_tower.\1'),  # SigLIP
+    (r'^model\.mm_projector\.0\.(weight|bias)$', r'vlm.model.model.multi_modal_projector.linear_1.\1'),
+    (r'^model\.mm_projector\.2\.(weight|bias)$', r'vlm.model.model.multi_modal_projector.linear_2.\1'),
+    (r'^model\.image_newline$', 'vlm.model.model.image_newline'),
+    (r'^model\.(embed_tokens|layers|norm)\.(.+)$', r'vlm.model.model.language_model.\1.\2'),  # Qwen2
+    (r'^lm_head\.(.+)$', r'vlm.model.lm_head.\1'),
 ]
 
 # %% ../../nbs/09a_mllm_checkpoint.ipynb #c006
