@@ -55,10 +55,9 @@ def controls(models: H.AppModels, session: gr.State) -> NS:
     with gr.Row():
         backbone = gr.Dropdown(H.backbone_choices(models), value=bb0.name, label='backbone', elem_id='backbone',
                                scale=2)
-        t = gr.Slider(c0['t_min'], c0['t_max'], value=c0['t'], step=1, label='timestep t (0-1000 scale)',
-                      elem_id='t_slider', scale=2)
-        layer = gr.Slider(0, c0['n_layers'] - 1, value=c0['layer'], step=1, label='layer (block index)',
-                          elem_id='layer_slider', scale=2)
+        t0, l0 = H.slider_updates(c0)
+        t = gr.Slider(**t0, step=1, label='timestep t (0-1000 scale)', elem_id='t_slider', scale=2)
+        layer = gr.Slider(**l0, step=1, label='layer (block index)', elem_id='layer_slider', scale=2)
         n_noise = gr.Slider(1, H.ES.MAX_NOISE, value=1, step=1, label='noise samples', elem_id='n_noise', scale=1)
         seed = gr.Number(0, precision=0, label='seed', minimum=0, scale=1, elem_id='seed')
     with gr.Row():
@@ -74,8 +73,8 @@ def controls(models: H.AppModels, session: gr.State) -> NS:
         info = f'**backbone** {c["label"]}' + (f'\n\n**Not loaded:** {msg}' if msg else '')
         dd = gr.update(value=new.backbone, choices=H.backbone_choices(models))
         if msg: return new, dd, gr.update(), gr.update(), info  # kept the backbone: keep its t and layer as they were
-        return (new, dd, gr.update(minimum=c['t_min'], maximum=c['t_max'], value=c['t']),
-                gr.update(maximum=c['n_layers'] - 1, value=c['layer']), info)
+        tu, lu = H.slider_updates(c)
+        return new, dd, gr.update(**tu), gr.update(**lu), info
 
     @guarded
     def on_t(sess, bb_name, tv, lv):

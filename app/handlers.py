@@ -55,6 +55,13 @@ def backbone_controls(b) -> dict:
                                             f'feat_dim {b.feat_dim}, on {b.device}')
 
 
+def slider_updates(c: dict) -> tuple:
+    "(t, layer) slider settings of `backbone_controls`: a value that cannot change is shown, locked."
+    (t0, t1, t_on), (l0, l1, l_on) = c['t_slider'], c['layer_slider']
+    return (dict(minimum=t0, maximum=t1, value=c['t'], interactive=t_on),
+            dict(minimum=l0, maximum=l1, value=c['layer'], interactive=l_on))
+
+
 def switch_backbone(models: AppModels, session: Session, name: str) -> tuple:
     "(controls of the backbone in use, session, message): a backbone that cannot load leaves the last working one."
     b, session, msg = ES.switch_backbone(models.backbones, session, name)

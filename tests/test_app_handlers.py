@@ -197,6 +197,18 @@ def test_missing_weights_keep_the_last_working_backbone(models):
     assert H.backbone(m, s2, 'wan2.1-t2v-1.3b') is bb(models)  # later actions use the working one
 
 
+def test_switching_to_an_encoder_locks_the_timestep_slider(models):
+    # an encoder has no timestep (range 0..0): a Gradio slider with minimum == maximum fails to render
+    s = H.new_session(models)
+    c, s2, msg = H.switch_backbone(models, s, 'tiny-random-dinov2')
+    assert msg == '' and s2.backbone == 'tiny-random-dinov2'
+    tu, lu = H.slider_updates(c)
+    assert tu['minimum'] < tu['maximum'] and tu['interactive'] is False and tu['value'] == 0
+    assert lu['minimum'] < lu['maximum'] and lu['interactive'] is True
+    tw, _ = H.slider_updates(H.backbone_controls(bb(models)))
+    assert tw['interactive'] is True and tw['maximum'] > tw['minimum'] + 100
+
+
 def test_typed_values_out_of_range_are_clamped_with_one_message(models, synth):
     b, k = H.checked(models, synth, models.default_backbone, 2000, -1, 1, 0)
     r = H.ES.control_ranges(b)

@@ -45,9 +45,11 @@ def load_into(session: ExplorerSession, read: Callable[[], ClipInput],
 # %% ../nbs/13b_explorer_session.ipynb #c010
 def control_ranges(backbone) -> dict:
     "The sliders' limits and defaults for `backbone`: whole timesteps inside its schedule, and its blocks."
-    lo, hi = backbone.valid_timestep_range
-    return dict(t_min=float(math.ceil(lo)), t_max=float(math.floor(hi)), t=float(backbone.default_timestep),
-                n_layers=backbone.num_layers, layer=int(backbone.default_layer))
+    lo, hi = float(math.ceil(backbone.valid_timestep_range[0])), float(math.floor(backbone.valid_timestep_range[1]))
+    n = backbone.num_layers
+    return dict(t_min=lo, t_max=hi, t=float(backbone.default_timestep), n_layers=n, layer=int(backbone.default_layer),
+                # (min, max, interactive) of each slider: a slider needs min < max, so a fixed value is shown locked
+                t_slider=(lo, max(hi, lo + 1), hi > lo), layer_slider=(0, max(n - 1, 1), n > 1))
 
 @dataclass(frozen=True)
 class Knobs:
@@ -98,7 +100,8 @@ def weights_missing(name: str) -> Optional[str]:
         folder = Path(spec.model_id) if Path(spec.model_id).is_absolute() else repo_root() / spec.model_id
         return None if (folder / 'vae').is_dir() else f"no trained weights at {Path(spec.model_id).name}"
     from huggingface_hub import try_to_load_from_cache
-    if isinstance(try_to_load_from_cache(spec.model_id, 'model_index.json'), str): return None
+    index = 'config.json' if spec.library == 'transformers' else 'model_index.json'   # an encoder repo has no pipeline
+    if isinstance(try_to_load_from_cache(spec.model_id, index), str): return None
     return f"weights not downloaded (`huggingface-cli download {spec.model_id}`)"
 
 def _short(why: str) -> str: return why.split(' (')[0].split(': ')[0].split('. ')[0][:70]
