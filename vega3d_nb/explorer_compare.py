@@ -192,14 +192,14 @@ def _bases(table: pd.DataFrame, who: Optional[str] = None) -> pd.DataFrame:
 # %% ../nbs/13c_explorer_compare.ipynb #c021
 def _clip_rows(inp: ClipInput, pair: ComparePair, probes: tuple, cache: ExplorerCache) -> list:
     "Rows of A's and B's probes scored on this clip's ground truth."
-    from vega3d_nb.explorer_probes import _score_row
+    from vega3d_nb.explorer_probes import score_row
     from vega3d_nb.metrics import evaluate_depth
     rows = []
     for who, st, sp in (('A', pair.a, probes[0]), ('B', pair.b, probes[1])):
         g = view_grid(inp, st, cache)
         pred = sp.probe.predict(g, inp.clip.size, inp.clip.num_frames)
         sc = {a: evaluate_depth(pred, inp.scene.depth, align=a) for a in ('none', 'scale', 'scale_shift')}
-        rows.append(dict(_score_row(f'{who}: {g.describe()} (this clip)', sc),
+        rows.append(dict(score_row(f'{who}: {g.describe()} (this clip)', sc),
                          scored_on='this clip (synthetic ground truth)'))
     return rows
 

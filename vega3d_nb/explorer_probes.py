@@ -21,10 +21,10 @@ from .metrics import evaluate_depth, pck
 from .geometry import correspondences, intrinsics
 
 # %% auto #0
-__all__ = ['DEPTH_COLUMNS', 'BASELINE_SUFFIX', 'MAX_SWEEP_SEEDS', 'PCK_METRIC', 'SceneProbe', 'probe_key', 'fit_scene_probe',
-           'against_baselines', 'highlight_losses', 'DepthView', 'depth_view', 'display_scale', 'frame_pairs',
-           'similarity_map', 'CorrespondenceView', 'point_pck', 'correspondence_view', 'read_image_pair', 'SweepView',
-           'sweep_key', 'sweep_display', 'sweep_view']
+__all__ = ['DEPTH_COLUMNS', 'BASELINE_SUFFIX', 'MAX_SWEEP_SEEDS', 'PCK_METRIC', 'SceneProbe', 'probe_key', 'score_row',
+           'fit_scene_probe', 'against_baselines', 'highlight_losses', 'DepthView', 'depth_view', 'display_scale',
+           'frame_pairs', 'similarity_map', 'CorrespondenceView', 'point_pck', 'correspondence_view', 'read_image_pair',
+           'SweepView', 'sweep_key', 'sweep_display', 'sweep_view']
 
 # %% ../nbs/13a_explorer_probes.ipynb #c007
 DEPTH_COLUMNS = ('delta1', 'abs_rel', 'rmse')  # metrics in the depth tables, for each alignment
@@ -41,7 +41,7 @@ def probe_key(st: ViewSettings, scenes: SceneSet) -> tuple:
     "Cache key of a scene-set probe: backbone weights, snapped timestep, layer, noise, seed and scene set."
     return (st.backbone.name, st.backbone.weights_hash, st.info, st.layer, st.n_noise, st.seed, scenes)
 
-def _score_row(source: str, scores: dict) -> dict:
+def score_row(source: str, scores: dict) -> dict:
     "One table row: `{align}.{metric}` for each alignment's DepthScores."
     r = {'source': source}
     for align, s in scores.items():
@@ -65,7 +65,7 @@ def _baseline_rows(train: list, test: list, grid_size: tuple, seed: int) -> list
     for b in ('rgb', 'position', 'constant'):
         mk = lambda cs: [baseline_features(b, c.clip, grid_size) for c in cs]
         probe = fit_depth_probe(mk(train), dtr, seed=seed)
-        rows.append(_score_row(f'{b} baseline (no weights)', probe_depth_scores(probe, mk(test), dte)))
+        rows.append(score_row(f'{b} baseline (no weights)', probe_depth_scores(probe, mk(test), dte)))
     return rows
 
 def _probe_note(probe, train: list, test: list, scenes: SceneSet, features: str) -> str:
@@ -83,7 +83,7 @@ def _fit_scene_probe(st: ViewSettings, ws: Workspace, progress=None) -> ScenePro
     fte = _scene_grids(test, st, ws, 'test', progress, 0.45)
     if progress: progress(0.85, desc='fitting probes')
     probe = fit_depth_probe(ftr, [c.depth for c in train], seed=st.seed)
-    rows = [_score_row(ftr[0].describe(), probe_depth_scores(probe, fte, [c.depth for c in test]))]
+    rows = [score_row(ftr[0].describe(), probe_depth_scores(probe, fte, [c.depth for c in test]))]
     rows += _baseline_rows(train, test, ftr[0].grid_size, st.seed)
     far = float(torch.cat([c.depth[c.valid] for c in train]).quantile(0.99))
     return SceneProbe(probe, pd.DataFrame(rows), _probe_note(probe, train, test, ws.scenes, ftr[0].describe()), far)
@@ -138,7 +138,7 @@ def _depth_with_truth(inp: ClipInput, sp: SceneProbe, grid: FeatureGrid, pred: t
     fig = depth_figure(pred[f], gt.depth[f], rgb=inp.clip.frames[f], features=sp.probe,
                        title=f'Linear depth probe, frame {f}')
     scores = {a: evaluate_depth(pred, gt.depth, align=a) for a in ('none', 'scale', 'scale_shift')}
-    row = dict(_score_row(f'{grid.describe()} (this clip)', scores), scored_on='this clip (synthetic ground truth)')
+    row = dict(score_row(f'{grid.describe()} (this clip)', scores), scored_on='this clip (synthetic ground truth)')
     table = pd.concat([pd.DataFrame([row]), sp.table.assign(scored_on='held-out test scenes')], ignore_index=True)
     return fig, table, gt.K, gt.poses[f]
 
