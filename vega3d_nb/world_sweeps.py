@@ -367,5 +367,6 @@ def run_world_sweep(backbone,                 # a Backbone, a registered name or
     ws = world_sweep(bb, tr, te, timesteps, layers, seeds, val_clips=va, world=world, **{**probe_kw, **kw})
     if out_dir is not None:
         save_sweep_csv(ws.depth, Path(out_dir) / f'{ws.world}_depth_sweep.csv')
-        save_sweep_csv(ws.objects, Path(out_dir) / f'{ws.world}_object_sweep.csv')
+        if len(ws.objects):   # objects=False: no object table to write
+            save_sweep_csv(ws.objects, Path(out_dir) / f'{ws.world}_object_sweep.csv')
     return ws
