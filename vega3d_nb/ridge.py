@@ -8,23 +8,36 @@ from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
 import torch
-from scipy.linalg import blas as _blas
+from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['DEFAULT_LAMBDAS', 'CHOLESKY_MAX_LAMBDAS', 'gram', 'RidgeMoments', 'ridge_path', 'moments_mse', 'RidgeFit',
-           'fit_ridge', 'fit_ridge_stream']
+__all__ = ['GRAM_BLOCKS', 'DEFAULT_LAMBDAS', 'CHOLESKY_MAX_LAMBDAS', 'gram_upper', 'symmetrise', 'gram', 'RidgeMoments',
+           'ridge_path', 'moments_mse', 'RidgeFit', 'fit_ridge', 'fit_ridge_stream']
 
 # %% ../nbs/05b_ridge.ipynb #c021
-_SYRK = {torch.float32: _blas.ssyrk, torch.float64: _blas.dsyrk}
+GRAM_BLOCKS = 4  # column blocks of the CPU Gram: the upper triangle of 4 x 4 blocks is 10 GEMMs, 5/8 of one GEMM's flops
 
-def gram(Xc: torch.Tensor,  # [n, C] rows (already centred, for the ridge)
-        ) -> torch.Tensor:
-    "Xc^T Xc [C, C] multiplied in Xc's dtype, as float64: BLAS `syrk` (one triangle) on the CPU, else GEMM."
-    if Xc.device.type != 'cpu' or Xc.dtype not in _SYRK or min(Xc.shape) == 0:
-        return (Xc.T @ Xc).double()
-    Xc = Xc.detach().contiguous()
-    U = torch.from_numpy(_SYRK[Xc.dtype](1.0, Xc.numpy().T, trans=0)).double()  # row-major Xc is column-major Xc^T
+def gram_upper(Xc: torch.Tensor,  # [n, C] rows (already centred, for the ridge)
+               blocks: int = GRAM_BLOCKS,
+              ) -> torch.Tensor:
+    "[C, C] in Xc's dtype whose upper triangle is Xc^T Xc: on the CPU only the upper blocks are multiplied."
+    C = Xc.shape[1]
+    if Xc.device.type != 'cpu' or blocks < 2 or C < 2 * blocks:
+        return Xc.T @ Xc
+    e = [round(i * C / blocks) for i in range(blocks + 1)]
+    U = Xc.new_zeros(C, C)
+    for i in range(blocks):
+        for j in range(i, blocks):   # column slices are strided views: each product is one GEMM, no copy
+            U[e[i]:e[i + 1], e[j]:e[j + 1]] = Xc[:, e[i]:e[i + 1]].T @ Xc[:, e[j]:e[j + 1]]
+    return U
+
+def symmetrise(U: torch.Tensor) -> torch.Tensor:
+    "The symmetric matrix whose upper triangle is U's."
     return U.triu() + U.triu(1).T
+
+def gram(Xc: torch.Tensor) -> torch.Tensor:
+    "Xc^T Xc [C, C], multiplied in Xc's dtype, as float64."
+    return symmetrise(gram_upper(Xc).double())
 
 # %% ../nbs/05b_ridge.ipynb #c005
 DEFAULT_LAMBDAS = tuple(10.0 ** k for k in range(-6, 4))
@@ -33,31 +46,46 @@ class RidgeMoments:
     "Running count, means, centred X^T X, X^T y and y^T y of a regression problem, updated one chunk at a time."
     def __init__(self, dim: int, device=None, gram_dtype=torch.float32):
         f64 = dict(dtype=torch.float64, device=device)
-        self.n, self.gram_dtype = 0, gram_dtype
+        self.n, self.gram_dtype, self._buf, self._G = 0, gram_dtype, None, None
         self.mean, self.ybar, self.yy = torch.zeros(dim, **f64), torch.zeros((), **f64), torch.zeros((), **f64)
-        self.G, self.r = torch.zeros(dim, dim, **f64), torch.zeros(dim, **f64)
+        self._S, self.r = torch.zeros(dim, dim, **f64), torch.zeros(dim, **f64)   # _S: only its upper triangle
 
-    def update(self, X: torch.Tensor,  # [n, C] a chunk of features
-               y: torch.Tensor,        # [n] its targets
-              ) -> 'RidgeMoments':
-        "Add one chunk: its centred Gram in `gram_dtype`, merged into the float64 sums."
-        k = len(X)
-        if k == 0:
-            return self
-        Xg, yc = X.to(self.gram_dtype), y.double()
-        mg = Xg.mean(0)
-        Xc, yd = Xg - mg, yc - yc.mean()                     # centred on the chunk mean as rounded in gram_dtype
-        e = (Xc.new_ones(1, k) @ Xc)[0].double() / k         # what that rounding left: tiny, corrected exactly
-        mc = mg.double() + e
-        n, d, dy = self.n, mc - self.mean, yc.mean() - self.ybar
-        w = n * k / (n + k)
-        self.G += gram(Xc) - k * torch.outer(e, e) + w * torch.outer(d, d)
-        self.r += (Xc.T @ yd.to(self.gram_dtype)).double() + w * d * dy
-        self.yy += yd @ yd + w * dy * dy
-        self.mean += d * k / (n + k)
-        self.ybar += dy * k / (n + k)
-        self.n = n + k
+    @property
+    def G(self) -> torch.Tensor:
+        "The centred X^T X [C, C] (float64), symmetrised once after the last update."
+        if self._G is None: self._G = symmetrise(self._S)
+        return self._G
+
+    def _centred(self, X, mg) -> torch.Tensor:
+        "X - mg in `gram_dtype`, written into one buffer reused by every chunk (no new pages per chunk)."
+        if self._buf is None or len(self._buf) < len(X) or self._buf.device != X.device:
+            self._buf = torch.empty(len(X), X.shape[1], dtype=self.gram_dtype, device=X.device)
+        return torch.sub(X.to(self.gram_dtype), mg, out=self._buf[:len(X)])
+
+# %% ../nbs/05b_ridge.ipynb #c024
+@patch
+def update(self: RidgeMoments,
+           X: torch.Tensor,  # [n, C] a chunk of features
+           y: torch.Tensor,  # [n] its targets
+          ) -> RidgeMoments:
+    "Add one chunk: its centred Gram in `gram_dtype`, merged into the float64 sums."
+    k = len(X)
+    if k == 0:
         return self
+    mg, yc = X.to(self.gram_dtype).mean(0), y.double()
+    Xc, yd = self._centred(X, mg), yc - yc.mean()        # centred on the chunk mean as rounded in gram_dtype
+    sums = (Xc.T @ torch.stack([torch.ones_like(yd), yd], 1).to(Xc.dtype)).double()   # one pass: X^T [1, y]
+    e = sums[:, 0] / k                                    # what the rounding of mg left: tiny, corrected exactly
+    n, d, dy = self.n, mg.double() + e - self.mean, yc.mean() - self.ybar
+    w = n * k / (n + k)
+    self._S += gram_upper(Xc)
+    self._S.addr_(e, e, alpha=-k).addr_(d, d, alpha=w)
+    self.r += sums[:, 1] + w * d * dy
+    self.yy += yd @ yd + w * dy * dy
+    self.mean += d * k / (n + k)
+    self.ybar += dy * k / (n + k)
+    self.n, self._G = n + k, None
+    return self
 
 # %% ../nbs/05b_ridge.ipynb #c009
 def _eigh(G: torch.Tensor) -> tuple:
@@ -90,8 +118,10 @@ def _solve_path(G, r, lam) -> torch.Tensor:
         W[rest] = ((V.T @ r)[None] / (evals.clamp_min(0)[None] + lam[rest, None])) @ V.T
     return W
 
-def ridge_path(m: RidgeMoments, lambdas: Sequence[float]) -> tuple:
-    "(mean [C], std [C], ybar, standardised weights [L, C]) for every lambda, from the running sums."
+def ridge_path(m: RidgeMoments, lambdas: Sequence[float],
+               solve_dtype=torch.float64,  # float32: factorisations at float32 speed, to compare lambdas
+              ) -> tuple:
+    "(mean [C], std [C], ybar, standardised weights [L, C], float64) for every lambda, from the running sums."
     n, C = m.n, m.G.shape[0]
     if n == 0:
         raise ValueError("no rows to fit the ridge on")
@@ -101,7 +131,7 @@ def ridge_path(m: RidgeMoments, lambdas: Sequence[float]) -> tuple:
     std = (m.G.diagonal() / n).clamp_min(0).sqrt()
     std = torch.where(std > 1e-6 * (1 + m.mean.abs()), std, torch.ones_like(std))  # constant to float accuracy
     G, r = m.G / (std[:, None] * std[None]) / n, m.r / std / n
-    return m.mean, std, m.ybar, _solve_path(G, r, lam)
+    return m.mean, std, m.ybar, _solve_path(G.to(solve_dtype), r.to(solve_dtype), lam.to(solve_dtype)).double()
 
 # %% ../nbs/05b_ridge.ipynb #c023
 def moments_mse(v: RidgeMoments, mean, std, W, ybar) -> torch.Tensor:
@@ -112,11 +142,13 @@ def moments_mse(v: RidgeMoments, mean, std, W, ybar) -> torch.Tensor:
     return var / v.n + err_mean ** 2
 
 # %% ../nbs/05b_ridge.ipynb #c010
-def _linear(X, mean, std, W, ybar, chunk: int = 32768):
-    "Predictions [N, L] of standardised-ridge weights W [L, C], chunked in float64."
+def _linear(X, mean, std, W, ybar, chunk: int = 32768,
+            dtype=torch.float64):  # of the product; float32 (centred first, so no cancellation) to compare lambdas
+    "Predictions [N, L] (float64) of standardised-ridge weights W [L, C], chunked."
     if X.shape[1] == 0:
         return X.new_full((len(X), len(W)), float(ybar), dtype=torch.float64)
-    return torch.cat([((X[i:i + chunk].double() - mean) / std) @ W.T + ybar for i in range(0, len(X), chunk)])
+    m, Wt = mean.to(dtype), (W / std).T.to(dtype)
+    return torch.cat([((X[i:i + chunk].to(dtype) - m) @ Wt).double() + ybar for i in range(0, len(X), chunk)])
 
 @dataclass
 class RidgeFit:
@@ -151,18 +183,21 @@ def fit_ridge(X: torch.Tensor,            # [N, C] features (float32 or float64)
               X_val: Optional[torch.Tensor] = None,  # [M, C] validation features, to choose lambda
               y_val: Optional[torch.Tensor] = None,  # [M] validation targets
               refit: Optional[tuple] = None,         # (X_all, y_all) to refit on with the chosen lambda
-              chunk: int = 32768,                    # rows per Gram product
+              chunk: int = 16384,                    # rows per Gram product (and in the centring buffer)
               gram_dtype=torch.float32,              # dtype of each chunk's product (sums are float64)
              ) -> RidgeFit:
     "Closed-form ridge (float32 Gram, float64 sums): lambda chosen by validation MSE (never on test data)."
     lambdas = list(lambdas)
     if len(lambdas) > 1 and X_val is None:
         raise ValueError("several lambdas need X_val / y_val to choose between them")
-    mean, std, ybar, Ws = ridge_path(_moments(X, y, chunk, gram_dtype), lambdas)
+    m = _moments(X, y, chunk, gram_dtype)
+    quick = torch.float32 if len(lambdas) > 1 and gram_dtype == torch.float32 else torch.float64
+    mean, std, ybar, Ws = ridge_path(m, lambdas, quick)   # float32 Gram: compare lambdas at float32 speed ...
     val, best = {}, 0
     if X_val is not None:
-        val, best = _choose(lambdas, Ws, (_linear(X_val, mean, std, Ws, ybar) - y_val.double()[:, None]).pow(2).mean(0))
-    best_w = Ws[best]
+        pred = _linear(X_val, mean, std, Ws, ybar, dtype=quick)
+        val, best = _choose(lambdas, Ws, (pred - y_val.double()[:, None]).pow(2).mean(0))
+    best_w = Ws[best] if quick == torch.float64 else ridge_path(m, [lambdas[best]])[3][0]   # ... solve the best exactly
     if refit is not None:
         mean, std, ybar, Ws = ridge_path(_moments(refit[0], refit[1], chunk, gram_dtype), [lambdas[best]])
         best_w = Ws[0]
