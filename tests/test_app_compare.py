@@ -6,25 +6,13 @@ import pandas as pd
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'app'))
-os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
-os.environ.setdefault('HF_HUB_OFFLINE', '1')
-
-import handlers as H  # noqa: E402
-from vega3d_nb.explorer_export import grid_hash, reproduce_grids  # noqa: E402
+from conftest import ROOT
+import handlers as H
+from vega3d_nb.explorer_export import grid_hash, reproduce_grids
 
 
 @pytest.fixture(scope='module')
-def models(tmp_path_factory):
-    from vega3d_nb.backbones import build_tiny_random_backbone
-    mp = pytest.MonkeyPatch()
-    mp.setenv('VEGA3D_CACHE', str(tmp_path_factory.mktemp('scene-cache')))  # scenes render into a private cache
-    shelf = H.BackboneShelf('cpu')
-    shelf.add(build_tiny_random_backbone('wan', device='cpu'))
-    yield H.AppModels(shelf, 'tiny-random-wan', tmp_path_factory.mktemp('app-work'), None, 'no chat in these tests',
-                      scenes=H.SceneSet(n_train=2, n_test=1, n_frames=5, size=32))
-    mp.undo()
+def models(make_app_models): return make_app_models()
 
 
 @pytest.fixture(scope='module')

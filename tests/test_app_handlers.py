@@ -6,27 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'app'))
-os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
-os.environ.setdefault('HF_HUB_OFFLINE', '1')
-
-import handlers as H  # noqa: E402
+from conftest import ROOT
+import handlers as H
 
 
 @pytest.fixture(scope='module')
-def models(tmp_path_factory):
-    from vega3d_nb.backbones import build_tiny_random_backbone
+def models(make_app_models):
     from vega3d_nb.mllm.fused import load_fused_mllm
-    mp = pytest.MonkeyPatch()
-    mp.setenv('VEGA3D_CACHE', str(tmp_path_factory.mktemp('scene-cache')))  # scenes render into a private cache
-    bb = build_tiny_random_backbone('wan', device='cpu')
-    shelf = H.BackboneShelf('cpu')
-    shelf.add(bb)
-    fused = load_fused_mllm('tiny-random-qwen2.5-vl', backbone=bb, device='cpu')
-    yield H.AppModels(shelf, bb.name, tmp_path_factory.mktemp('app-work'), fused, 'random weights',
-                      scenes=H.SceneSet(n_train=2, n_test=1, n_frames=5, size=32))
-    mp.undo()
+    return make_app_models(lambda bb: load_fused_mllm('tiny-random-qwen2.5-vl', backbone=bb, device='cpu'),
+                           'random weights')
 
 
 @pytest.fixture(scope='module')
