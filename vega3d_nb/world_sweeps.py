@@ -218,7 +218,8 @@ def world_sweep(backbone,                      # a Backbone, or None for the bas
     kw = dict(seeds=seeds, val_clips=val_clips)
     depth = lambda src, r, ts, ls, **b: sweep(src, train_clips, test_clips, ts, ls, random_source=r, gaps=gaps,
                                               n_queries=n_queries, correspondence=correspondence,
-                                              max_pixels=max_pixels, progress=progress, dense_head=dense_head, **kw, **b)
+                                              max_pixels=max_pixels, progress=progress, dense_head=dense_head,
+                                              **kw, **b)
     objs = lambda src, r, ts, ls, **b: object_sweep(src, train_clips, test_clips, ts, ls, random_source=r, **kw,
                                                     **b, **probe_kw)
     dd, od = [depth(fs, rnd, timesteps, layers)], [objs(fs, rnd, timesteps, layers)] if objects else []
