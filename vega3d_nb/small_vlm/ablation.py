@@ -18,7 +18,8 @@ from .qa import (QUESTION_TYPES, SMALL_VLM_FRAMES, SpatialQASet, chance_baseline
                                     majority_baseline, make_spatial_qa)
 from .model import (SMALL_VLM_ASSETS, SMOLLM2_GGUF, build_small_vlm, load_smollm2,
                                        load_trainable_state, save_small_vlm, trainable_state)
-from .train import FusionTrainLog, QAScores, evaluate_choice, generative_features, train_fusion
+from .train import (FusionTrainLog, QAScores, evaluate_choice, generative_features, oracle_features,
+                                       train_fusion)
 from .readout import AnswerReadout, evaluate_readout, text_inputs, train_readout
 
 # %% auto #0
@@ -161,11 +162,13 @@ def _backbones(name:str) -> tuple:
             f'random-init stream: {name} architecture, DiT re-initialised (seed 0), its trained VAE kept')
 
 def _feature_streams(want:set, train:SpatialQASet, test:SpatialQASet, trained, random_bb) -> tuple:
-    "({stream name: None or (train, test) generative features} of the wanted streams 'a', 'b', 'c'; a note)."
+    "({stream name: None or (train, test) generative features} of the wanted streams 'a', 'b', 'c', 'o'; a note)."
     both = lambda bb: (generative_features(train, bb), generative_features(test, bb))
     streams = {'(a) semantic only': None} if 'a' in want else {}
     if 'b' in want: streams[f'(b) fused, {random_bb.name} random-init'] = both(random_bb)
     if 'c' in want and trained is not None: streams[f'(c) fused, {trained.name} trained'] = both(trained)
+    if 'o' in want:   # the ceiling: the same pipeline fed ground truth as its generative stream
+        streams['(oracle) fused, ground-truth depth and masks'] = (oracle_features(train), oracle_features(test))
     note = '. Stream (c) pending: the trained backbone does not exist yet.' if 'c' in want and trained is None else ''
     return streams, note
 
@@ -337,7 +340,7 @@ def vega3d_small_vlm_ablation(n_train:int=1200, # training clips (SceneDataset t
                               n_test:int=300, # test clips (test split, disjoint scenes)
                               seeds:str='0,1,2', steps:int=600, batch_size:int=32, lr:float=1e-3, # ablation runs
                               backbone:str='vega3d-tiny-scenes', # the trained backbone of stream (c)
-                              streams:str='a,b,c', # which streams to run (finished runs are reused from work_dir)
+                              streams:str='a,b,c', # streams to run: a, b, c, o (the oracle); finished runs are reused
                               results:str='small_vlm_results.md', # markdown table written here
                               llm_steps:int=0, llm_batch:int=4, llm_lr:float=3e-4, # then the best stream via SmolLM2
                               eval_per_type:int=10, # test questions per type scored by the LLM

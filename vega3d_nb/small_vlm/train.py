@@ -20,8 +20,8 @@ from .qa import SMALL_VLM_IMAGE_SIZE, SpatialQASet
 from .model import load_trainable_state, trainable_state
 
 # %% auto #0
-__all__ = ['generative_features', 'fused_tokens', 'answer_logprobs', 'FusionTrainLog', 'trainable_params', 'optimizer_step',
-           'train_fusion', 'QAScores', 'evaluate_choice']
+__all__ = ['ORACLE_OBJECTS', 'generative_features', 'fused_tokens', 'oracle_features', 'answer_logprobs', 'FusionTrainLog',
+           'trainable_params', 'optimizer_step', 'train_fusion', 'QAScores', 'evaluate_choice']
 
 # %% ../../nbs/11b_small_vlm_train.ipynb #c005
 def _features_file(qa:SpatialQASet, backbone, image_size, cache_dir) -> Optional[Path]:
@@ -64,6 +64,22 @@ def fused_tokens(model:FusedMLLM, frames:torch.Tensor, # [B, T, 3, H, W]
     if gen.shape[1] == sem.shape[1] and model.fusion.align == 'pool':  # same frames: fuse the batch as one long clip
         return model.fusion(sem.flatten(0, 1), gen.flatten(0, 1)).fused.reshape(sem.shape)
     return model.fusion(sem, gen).fused
+
+# %% ../../nbs/11b_small_vlm_train.ipynb #c025
+ORACLE_OBJECTS = 6  # the scenes hold 2-6 objects: one channel each
+
+def oracle_features(qa:SpatialQASet, grid:tuple=(8, 8), # the feature grid (the backbones' at 64 px)
+                    max_objects:int=ORACLE_OBJECTS) -> torch.Tensor: # [N_clips, T, h, w, 3 + max_objects]
+    "Ground truth as a generative stream: log-depth, valid mask, ground and object masks pooled to the grid."
+    import torch.nn.functional as F
+    out = []
+    for i in range(len(qa.clips)):
+        sc = qa.clips[i]
+        logd = torch.where(sc.valid, sc.depth.clamp_min(1e-3).log(), torch.zeros_like(sc.depth))
+        masks = [(sc.object_ids == k).float() for k in range(max_objects + 1)]   # 0: the ground
+        x = torch.stack([logd, sc.valid.float()] + masks, 1)                    # [T, C, H, W]
+        out.append(F.adaptive_avg_pool2d(x, grid).permute(0, 2, 3, 1))
+    return torch.stack(out).contiguous()
 
 # %% ../../nbs/11b_small_vlm_train.ipynb #c010
 def _answer_ids(tokenizer, answer:str) -> list:
