@@ -65,12 +65,13 @@ class AblationResult:
 
 # %% ../../nbs/12_small_vlm_ablation.ipynb #c008
 def _run_file(cache_dir, name:str, seed:int, steps:int, batch_size:int, lr:float, train:SpatialQASet,
-              test:SpatialQASet, gen) -> Optional[Path]:
+              test:SpatialQASet, gen, patch_size:int=32) -> Optional[Path]:
     "Where the finished run of stream `name` with `seed` is kept (None without `cache_dir`)."
     if not cache_dir: return None
     fp = ('semantic' if gen is None else
           f'{tuple(gen[0].shape)}-{float(gen[0].double().sum()):.8e}-{float(gen[1].double().sum()):.8e}')
-    key = json.dumps([name, seed, steps, batch_size, lr, len(train), len(test), fp])
+    extra = [patch_size] if patch_size != 32 else []   # the default keeps the keys of runs kept before it existed
+    key = json.dumps([name, seed, steps, batch_size, lr, len(train), len(test), fp] + extra)
     return Path(cache_dir) / f'ablation-{hashlib.sha1(key.encode()).hexdigest()[:16]}.safetensors'
 
 def _load_run(f:Path) -> tuple:
@@ -94,10 +95,10 @@ def _seeded_readout(dim:int, seed:int) -> AnswerReadout:
         return AnswerReadout(dim)
 
 def _train_stream(train:SpatialQASet, test:SpatialQASet, lm, tokenizer, text:tuple, gen, seed:int,
-                  progress:bool, **train_kw) -> tuple: # text: (train, test) TextInputs; train_kw: steps, lr, batch_size
+                  progress:bool, patch_size:int=32, **train_kw) -> tuple: # train_kw: steps, lr, batch_size
     "Train and test one stream with one seed: (QAScores, FusionTrainLog, trainable state)."
     gen_dim = None if gen is None else gen[0].shape[-1]
-    model = build_small_vlm(lm=lm, tokenizer=tokenizer, gen_dim=gen_dim, seed=seed, device='cpu',
+    model = build_small_vlm(lm=lm, tokenizer=tokenizer, gen_dim=gen_dim, seed=seed, device='cpu', patch_size=patch_size,
                             semantic_only=gen is None)
     readout = _seeded_readout(lm.get_input_embeddings().embedding_dim, seed)
     log = train_readout(model, readout, train, text[0], None if gen is None else gen[0], seed=seed, progress=progress,
@@ -115,20 +116,21 @@ def run_ablation(train:SpatialQASet, test:SpatialQASet, lm, tokenizer,
                  streams:dict, # {name: None (semantic only) or (train_gen [N, T, h, w, C], test_gen)}
                  seeds:Sequence[int]=(0, 1, 2), steps:int=600, batch_size:int=32, lr:float=1e-3,
                  cache_dir=None, # keep each finished (stream, seed) run here; reused when rerun with the same settings
-                 progress:bool=True) -> AblationResult:
+                 progress:bool=True,
+                 patch_size:int=32) -> AblationResult: # of the RGB projector: 32 gives 2 x 2 tokens per 64 px frame
     "Train and test every stream with every seed (same steps and batches); accuracy per question type."
     text = text_inputs(train, lm, tokenizer), text_inputs(test, lm, tokenizer)
     rows, states = [], {}
     for name, gen in streams.items():
         for seed in seeds:
-            f = _run_file(cache_dir, name, seed, steps, batch_size, lr, train, test, gen)
+            f = _run_file(cache_dir, name, seed, steps, batch_size, lr, train, test, gen, patch_size)
             if f is not None and f.is_file():
                 new, states[name, seed] = _load_run(f)
                 rows += new
                 logger.info(f'{name} seed {seed}: reused {f}')
                 continue
             sc, log, states[name, seed] = _train_stream(train, test, lm, tokenizer, text, gen, seed, progress,
-                                                        steps=steps, lr=lr, batch_size=batch_size)
+                                                        patch_size, steps=steps, lr=lr, batch_size=batch_size)
             logger.info(f"{name} seed {seed}: all {sc.accuracy['all']:.3f} ({log.wall_s:.0f} s, "
                         f"last loss {np.mean(log.losses[-50:]):.3f})")
             new = [dict(stream=name, seed=seed, qtype=t, accuracy=a, n=sc.n[t], train_s=log.wall_s)
@@ -137,7 +139,7 @@ def run_ablation(train:SpatialQASet, test:SpatialQASet, lm, tokenizer,
             if f is not None: _save_run(f, new, states[name, seed])
     base = dict(majority=_with_all(majority_baseline(train, test), test), chance=_with_all(chance_baseline(test), test))
     settings = dict(seeds=list(seeds), steps=steps, batch_size=batch_size, lr=lr, n_train=len(train), n_test=len(test),
-                    n_train_clips=len(train.clips), n_test_clips=len(test.clips))
+                    n_train_clips=len(train.clips), n_test_clips=len(test.clips), patch_size=patch_size)
     return AblationResult(rows, base, settings, states)
 
 # %% ../../nbs/12_small_vlm_ablation.ipynb #c013
@@ -282,7 +284,7 @@ def _shipped_md(best:str, sd:float, log:FusionTrainLog, sc:QAScores, maj:dict, l
 
 # %% ../../nbs/12_small_vlm_ablation.ipynb #c023
 def _ablation_stage(n_train:int, n_test:int, seeds:Sequence[int], steps:int, batch_size:int, lr:float, backbone:str,
-                    want:set, work_dir:str, command:str) -> tuple:
+                    want:set, work_dir:str, command:str, patch_size:int=32) -> tuple:
     "QA splits, generative features and the ablation: (train, test, streams, (trained, random-init), result, page)."
     wall, t0 = {}, time.time()
     train, test = make_spatial_qa(n_train, 'train', progress=True), make_spatial_qa(n_test, 'test', progress=True)
@@ -294,7 +296,7 @@ def _ablation_stage(n_train:int, n_test:int, seeds:Sequence[int], steps:int, bat
     wall['features'] = time.time() - t1
     t1 = time.time()
     ab = run_ablation(train, test, lm, tok, streams, seeds, steps, batch_size, lr,
-                      cache_dir=Path(work_dir) / 'ablation')
+                      cache_dir=Path(work_dir) / 'ablation', patch_size=patch_size)
     wall['ablation'] = time.time() - t1
     return train, test, streams, (trained, random_bb), ab, _results_md(ab, note + pending, command, wall)
 
@@ -345,7 +347,8 @@ def vega3d_small_vlm_ablation(n_train:int=1200, # training clips (SceneDataset t
                               llm_steps:int=0, llm_batch:int=4, llm_lr:float=3e-4, # then the best stream via SmolLM2
                               eval_per_type:int=10, # test questions per type scored by the LLM
                               out:str=SMALL_VLM_ASSETS, work_dir:str='/tmp/vega3d-small-vlm',
-                              threads:int=1): # torch threads
+                              threads:int=1, # torch threads
+                              patch_size:int=32): # RGB projector patch (ablation runs): 32, 16 or 8 px
     "Run the semantic / random-init / trained-backbone ablation; with --llm_steps, train and ship the offline model."
     import logging, sys
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
@@ -353,7 +356,7 @@ def vega3d_small_vlm_ablation(n_train:int=1200, # training clips (SceneDataset t
     command = 'vega3d-small-vlm-ablation ' + ' '.join(sys.argv[1:])
     train, test, found, backbones, ab, md = _ablation_stage(
         n_train, n_test, [int(s) for s in seeds.split(',')], steps, batch_size, lr, backbone, set(streams.split(',')),
-        work_dir, command)
+        work_dir, command, patch_size)
     Path(results).write_text(md)
     print(md)
     if llm_steps <= 0: return
