@@ -197,10 +197,11 @@ def fit_ridge(X: torch.Tensor,            # [N, C] features (float32 or float64)
     if X_val is not None:
         pred = _linear(X_val, mean, std, Ws, ybar, dtype=quick)
         val, best = _choose(lambdas, Ws, (pred - y_val.double()[:, None]).pow(2).mean(0))
-    best_w = Ws[best] if quick == torch.float64 else ridge_path(m, [lambdas[best]])[3][0]   # ... solve the best exactly
-    if refit is not None:
+    if refit is not None:   # the chosen lambda solved (in float64) on all the rows
         mean, std, ybar, Ws = ridge_path(_moments(refit[0], refit[1], chunk, gram_dtype), [lambdas[best]])
         best_w = Ws[0]
+    else:                   # ... and the best one solved exactly
+        best_w = Ws[best] if quick == torch.float64 else ridge_path(m, [lambdas[best]])[3][0]
     return RidgeFit(mean, std, best_w, float(ybar), float(lambdas[best]), val)
 
 # %% ../nbs/05b_ridge.ipynb #c014

@@ -88,17 +88,17 @@ class _Probes:
     def row(self, tr, va, te, source: str, seed: int) -> dict:
         "Fit a depth probe on `tr` (lambda on `va`), score it and the correspondences on `te`."
         depths = lambda cs: [c.depth for c in cs]
-        vdep = None if self.val is None else depths(self.val)
-        probe = fit_depth_probe(tr, depths(self.train), None, va, vdep, None, target=self.target,
+        dtr, vdep, dte = depths(self.train), None if self.val is None else depths(self.val), depths(self.test)
+        probe = fit_depth_probe(tr, dtr, None, va, vdep, None, target=self.target,
                                 max_pixels=self.max_pixels, seed=seed, pixel_cache=self.pixels[seed])
         cap = _max_depth(self.train, self.max_depth)
-        ds = probe_depth_scores(probe, te, depths(self.test), average=self.average, max_depth=cap)
+        ds = probe_depth_scores(probe, te, dte, average=self.average, max_depth=cap)
         score_corr = self.correspondence and te[0].feat_dim
         cs, px = (_score_corr(te, self.test, self.queries[seed], self.alphas, self.px_thresholds) if score_corr
                   else (None, None))
         r = dict(_row(te[0], source, probe, ds, cs, px), seed=seed)
         if self.dense is not None and te[0].feat_dim:
-            r.update(_dense_columns(self, tr, va, te, seed, cap))
+            r.update(_dense_columns(self, (tr, va, te), (dtr, vdep, dte), seed, cap))
         return r
 
     def identity_row(self, seed: int) -> dict:
@@ -109,12 +109,11 @@ class _Probes:
         return dict(_row(g, 'identity', None, None, cs, px), seed=seed)
 
 # %% ../nbs/06c_sweep.ipynb #c033
-def _dense_columns(probes: _Probes, tr, va, te, seed: int, cap) -> dict:
+def _dense_columns(probes: _Probes, feats: tuple, depths: tuple, seed: int, cap) -> dict:
     "`dense.` depth-score columns of the small conv head, fitted on the ridge's split (early-stopped on its val)."
-    depths = lambda cs: [c.depth for c in cs]
-    vdep = None if probes.val is None else depths(probes.val)
-    fit = fit_dense_head(tr, depths(probes.train), va, vdep, seed=seed, progress=False, **probes.dense)
-    ds = probe_depth_scores(fit.head, te, depths(probes.test), average=probes.average, max_depth=cap)
+    (tr, va, te), (dtr, vdep, dte) = feats, depths   # (train, val, test) grids and depth maps, as the ridge's
+    fit = fit_dense_head(tr, dtr, va, vdep, seed=seed, progress=False, **probes.dense)
+    ds = probe_depth_scores(fit.head, te, dte, average=probes.average, max_depth=cap)
     return {f'dense.{k}': v for k, v in depth_score_columns(ds).items()} | {'dense.best_epoch': fit.best_epoch}
 
 # %% ../nbs/06c_sweep.ipynb #c015
